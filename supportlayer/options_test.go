@@ -104,3 +104,21 @@ func TestEnvKeysCoverEveryKey(t *testing.T) {
 		t.Errorf("watch.interval → %s", keys["watch.interval"])
 	}
 }
+
+// The example config in configs/ documents every key with its default.
+func TestExampleConfigIsTheDefault(t *testing.T) {
+	o, err := LoadOptions("../configs/tidewatch.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o != DefaultOptions() {
+		t.Fatalf("configs/tidewatch.yaml differs from DefaultOptions():\n%+v\n%+v", o, DefaultOptions())
+	}
+	data, _ := os.ReadFile("../configs/tidewatch.yaml")
+	for key := range EnvKeys() {
+		last := key[strings.LastIndex(key, ".")+1:]
+		if !strings.Contains(string(data), last+":") {
+			t.Errorf("configs/tidewatch.yaml does not show %s", key)
+		}
+	}
+}
