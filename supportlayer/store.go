@@ -218,6 +218,7 @@ func (s *Store) Job(ctx context.Context, idOrPrefix string) (Job, error) {
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return j, err
 	}
+	// Only hex prefixes are looked up, so LIKE wildcards never reach the query.
 	if len(idOrPrefix) < 4 || !isHex(idOrPrefix) {
 		return j, fmt.Errorf("%w: job %q", ErrNotFound, idOrPrefix)
 	}
