@@ -51,6 +51,19 @@ sink:
     path: output/counts.jsonl
 `
 
+type jobView = supportlayer.JobView
+
+// defaultTestOptions is the embedded default in a temporary directory, with
+// this test binary as the runtime and a 2s watch interval.
+func defaultTestOptions(t *testing.T) supportlayer.Options {
+	opts := supportlayer.DefaultOptions()
+	opts.Listen = "127.0.0.1:0"
+	opts.DataDir = t.TempDir()
+	opts.Runtime.Binary = os.Args[0]
+	opts.Watch.Interval = 2 * time.Second
+	return opts
+}
+
 type e2e struct {
 	t      *testing.T
 	opts   supportlayer.Options
@@ -146,11 +159,7 @@ func TestEndToEndLocal(t *testing.T) {
 		t.Skip("starts real job processes")
 	}
 	t.Setenv("TIDEWATCH_E2E_MAIN", "1")
-	opts := supportlayer.DefaultOptions()
-	opts.Listen = "127.0.0.1:0"
-	opts.DataDir = t.TempDir()
-	opts.Runtime.Binary = os.Args[0]
-	opts.Watch.Interval = 2 * time.Second
+	opts := defaultTestOptions(t)
 	e := &e2e{t: t, opts: opts}
 	e.startDaemon()
 	defer e.stopDaemon()
