@@ -9,7 +9,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/tidewatch/tidewatch/jobrunner"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
 )
 
@@ -125,7 +125,7 @@ func (d *Deployer) Observe(ctx context.Context, h deploy.Handle) (deploy.Status,
 		return st, deploy.ErrUnknownHandle
 	}
 	pid := h.PID
-	addr, addrErr := readMasterFile(h.WorkDir)
+	addr, addrErr := jobrunner.ReadMasterInfo(h.WorkDir)
 	if pid == 0 && addrErr == nil {
 		// The daemon stopped between starting the process and storing its pid.
 		pid = addr.PID
@@ -159,10 +159,10 @@ func (d *Deployer) Observe(ctx context.Context, h deploy.Handle) (deploy.Status,
 		return st, nil
 	}
 
-	res, err := readResultFile(h.WorkDir)
+	res, err := jobrunner.ReadResult(h.WorkDir)
 	switch {
 	case err == nil:
-		st.FinalState, st.Savepoint = res.State, res.Savepoint
+		st.FinalState, st.Savepoint = string(res.State), res.Savepoint
 		st.Diagnostics = res.Error
 	case errors.Is(err, os.ErrNotExist):
 		st.Diagnostics = "job master exited without a result"
@@ -188,7 +188,7 @@ func (d *Deployer) Kill(ctx context.Context, h deploy.Handle) error {
 func (d *Deployer) signal(h deploy.Handle, sig syscall.Signal) error {
 	pid := h.PID
 	if pid == 0 {
-		if addr, err := readMasterFile(h.WorkDir); err == nil {
+		if addr, err := jobrunner.ReadMasterInfo(h.WorkDir); err == nil {
 			pid = addr.PID
 		}
 	}
@@ -236,41 +236,6 @@ func (d *Deployer) Logs(ctx context.Context, h deploy.Handle, tail int64) (io.Re
 // Close forgets the children; their processes keep running and are adopted by
 // the next daemon.
 func (d *Deployer) Close() error { return nil }
-
-// masterFile is what `tidewatch am` writes once its REST endpoint listens.
-type masterFile struct {
-	PID   int    `json:"pid"`
-	URL   string `json:"url"`
-	JobID string `json:"jobId"`
-}
-
-// resultFile is what `tidewatch am` writes when its job reaches a terminal state.
-type resultFile struct {
-	State     string `json:"state"`
-	Savepoint string `json:"savepoint"`
-	Error     string `json:"error"`
-}
-
-func readMasterFile(dir string) (masterFile, error) {
-	var m masterFile
-	return m, readJSON(filepath.Join(dir, "jobmaster.json"), &m)
-}
-
-func readResultFile(dir string) (resultFile, error) {
-	var r resultFile
-	return r, readJSON(filepath.Join(dir, "result.json"), &r)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
 
 // processMatches reports whether pid is alive and is the job master started for
 // workDir: its command line names the deployment directory.

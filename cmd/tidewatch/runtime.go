@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/tidewatch/tidewatch/jobrunner"
+)
+
+// runtimeFlags are the flags shared by `am` and `run`.
+type runtimeFlags struct {
+	opts      jobrunner.MasterOptions
+	logFormat string
+}
+
+func (f *runtimeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.WorkDir, "work-dir", f.opts.WorkDir, "directory for "+jobrunner.JobMasterFile+" and "+jobrunner.ResultFile)
+	fl.StringVar(&f.opts.CheckpointDir, "checkpoint-dir", "", "checkpoint directory (default <work-dir>/checkpoints)")
+	fl.StringVar(&f.opts.Listen, "listen", f.opts.Listen, "REST API listen address")
+	fl.StringVar(&f.opts.Restore, "restore", f.opts.Restore, `"latest" checkpoint, "none", or a checkpoint/savepoint directory`)
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// logger builds the job master's logger on w.
+func (f *runtimeFlags) logger(w io.Writer) (*logrus.Entry, error) {
+	l := logrus.New()
+	l.SetOutput(w)
+	switch f.logFormat {
+	case "text":
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	case "json":
+		l.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, fmt.Errorf("--log-format: must be text or json, got %q", f.logFormat)
+	}
+	return logrus.NewEntry(l).WithField("component", "jobmaster"), nil
+}
+
+// newAMCommand is `tidewatch am`: the job master of one job, as started by a
+// deployer (YARN AM container or local child process).
+func newAMCommand() *cobra.Command {
+	f := &runtimeFlags{opts: jobrunner.DefaultMasterOptions()}
+	cmd := &cobra.Command{
+		Use:   "am",
+		Short: "Run the job master of one job",
+		Long: `Run the job master of one job: restore its latest checkpoint, run it,
+serve its Flink-compatible REST API, and write ` + jobrunner.JobMasterFile + ` and ` + jobrunner.ResultFile + `
+into the work directory. Exits non-zero if the job fails or is already running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			f.opts.Log = log
+			if err := f.opts.Validate(); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			return jobrunner.RunMaster(cmd.Context(), f.opts)
+		},
+	}
+	cmd.Flags().StringVar(&f.opts.SpecFile, "spec", "", "job spec file (YAML or JSON)")
+	cmd.Flags().StringVar(&f.opts.JobID, "job-id", "", "job id, 32 lower-case hex characters (generated if empty)")
+	_ = cmd.MarkFlagRequired("spec")
+	f.register(cmd)
+	return cmd
+}
+
+// newRunCommand is `tidewatch run FILE`: one job in this process, for
+// development.
+func newRunCommand() *cobra.Command {
+	f := &runtimeFlags{opts: jobrunner.DefaultMasterOptions()}
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run one job in this process (no daemon, no YARN)",
+		Long: `Run the job described by FILE in this process until it finishes (bounded
+source) or is interrupted (Ctrl-C cancels it after a final checkpoint).
+By default it resumes from the newest checkpoint in the checkpoint directory;
+use --restore none to start over.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			f.opts.SpecFile = args[0]
+			f.opts.Log = log
+			f.opts.Started = func(info jobrunner.MasterInfo) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "job %s: REST API at %s (metrics at %s/metrics)\n", info.JobID, info.URL, info.URL)
+			}
+			if err := f.opts.Validate(); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			return jobrunner.RunMaster(cmd.Context(), f.opts)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
