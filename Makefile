@@ -29,5 +29,11 @@ run: build
 stop:
 	@scripts/stop.sh
 
+## proto: regenerate yarn/hadoopproto/*.pb.go (needs protoc and protoc-gen-go v1.36.12:
+##        apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12)
+proto:
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I . \
+		--go_out=. --go_opt=paths=source_relative yarn/hadoopproto/*.proto
+
 clean:
 	rm -rf bin

@@ -1,0 +1,5 @@
+package hadoopconf
+
+import "os"
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
