@@ -5,12 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/tidewatch/tidewatch/jobrunner/flow"
 )
 
 // job is the job master's view of a running job: what the REST API reports
@@ -27,15 +31,17 @@ type job struct {
 	vertices  []vertex
 	startTime time.Time
 	url       string
+	ingest    http.Handler // the http source's endpoint, or nil
 
 	// Published by the pipeline after every batch.
-	sourceOut  atomic.Int64
-	windowIn   atomic.Int64
-	windowOut  atomic.Int64
-	sinkOut    atomic.Int64
-	idleNanos  atomic.Int64
-	watermark  atomic.Int64
-	runStartNs atomic.Int64 // wall time the pipeline started, unix ns
+	sourceOut      atomic.Int64
+	windowIn       atomic.Int64
+	windowOut      atomic.Int64
+	sinkOut        atomic.Int64
+	idleNanos      atomic.Int64
+	backpressureNs atomic.Int64
+	watermark      atomic.Int64
+	runStartNs     atomic.Int64 // wall time the pipeline started, unix ns
 
 	ctrl chan *controlRequest
 
@@ -52,8 +58,39 @@ type job struct {
 
 // vertex is one chained stage of the job graph, as the REST API shows it.
 type vertex struct {
-	id   string
-	name string
+	id          string
+	name        string
+	parallelism int
+}
+
+// jobVertices names the job's chained stages as Flink does ("A -> B").
+func jobVertices(spec *Spec) []vertex {
+	names := []string{"Source: " + spec.Source.Type}
+	for _, t := range spec.Transforms {
+		switch {
+		case t.Filter != "":
+			names = append(names, "Filter")
+		case len(t.Map) > 0:
+			names = append(names, "Map")
+		default:
+			names = append(names, "FlatMap")
+		}
+	}
+	sink := "Sink: " + spec.Sink.Type
+	if !spec.Keyed() {
+		names = append(names, sink)
+		return []vertex{{vertexID(spec.Name, "source"), strings.Join(names, " -> "), spec.SourceParallelism()}}
+	}
+	names = append(names, "KeyBy")
+	fns := make([]string, len(spec.Aggregate))
+	for i, a := range spec.Aggregate {
+		fns[i] = a.Fn
+	}
+	win := fmt.Sprintf("%sWindow(%s) -> %s", strings.ToUpper(spec.Window.Type[:1])+spec.Window.Type[1:], strings.Join(fns, ", "), sink)
+	return []vertex{
+		{vertexID(spec.Name, "source"), strings.Join(names, " -> "), spec.SourceParallelism()},
+		{vertexID(spec.Name, "window"), win, spec.WindowParallelism()},
+	}
 }
 
 // maxPendingControl bounds queued control requests; beyond it REST answers
@@ -61,15 +98,11 @@ type vertex struct {
 const maxPendingControl = 16
 
 func newJob(id string, spec *Spec, log *logrus.Entry, start time.Time) *job {
-	sinkName := "Sink: " + spec.Sink.Type
 	j := &job{
-		id:   id,
-		spec: spec,
-		log:  log,
-		vertices: []vertex{
-			{vertexID(spec.Name, "source"), "Source: " + spec.Source.Type + " -> KeyBy"},
-			{vertexID(spec.Name, "window"), "TumblingWindow(" + spec.Aggregate + ") -> " + sinkName},
-		},
+		id:         id,
+		spec:       spec,
+		log:        log,
+		vertices:   jobVertices(spec),
 		startTime:  start,
 		ctrl:       make(chan *controlRequest, maxPendingControl),
 		status:     StatusInitializing,
@@ -78,7 +111,7 @@ func newJob(id string, spec *Spec, log *logrus.Entry, start time.Time) *job {
 		accepting:  true, // requests queue until the pipeline starts
 		ops:        map[opKey]*asyncOp{},
 	}
-	j.watermark.Store(watermarkNone)
+	j.watermark.Store(flow.WatermarkNone)
 	return j
 }
 
@@ -302,7 +335,13 @@ func ptr[T any](v T) *T { return &v }
 
 // subtasks is the number of subtasks that acknowledge a checkpoint: one per
 // vertex at parallelism 1.
-func (j *job) subtasks() int { return len(j.vertices) * j.spec.Parallelism }
+func (j *job) subtasks() int {
+	n := 0
+	for _, v := range j.vertices {
+		n += v.parallelism
+	}
+	return n
+}
 
 func (j *job) checkpointStarted(id int64, typ string, trigger time.Time) *checkpointEntry {
 	e := &checkpointEntry{

@@ -106,16 +106,6 @@ type MasterOptions struct {
 	// Started, if set, is called once the REST endpoint is serving and
 	// jobmaster.json is written.
 	Started func(info MasterInfo)
-
-	hooks *testHooks
-}
-
-// testHooks let tests act at exact record offsets.
-type testHooks struct {
-	batchSize int64 // records per batch when > 0
-	// afterBatch is called on the pipeline goroutine after each batch; a
-	// true result takes a checkpoint there.
-	afterBatch func(offset int64) (checkpoint bool)
 }
 
 // DefaultMasterOptions returns the defaults.
@@ -244,10 +234,19 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 
 	store := &checkpointStore{dir: opts.CheckpointDir, retained: spec.Checkpoint.Retained, log: log.WithField("component", "checkpoints")}
 	j.store = store
-	p, err := newPipeline(j, spec, store, opts.hooks)
+	b, err := buildPlan(spec, opts.CheckpointDir, log)
 	if err != nil {
+		var se *SpecError
+		if errors.As(err, &se) {
+			se.File = filepath.Base(opts.SpecFile)
+		}
 		return fail(err)
 	}
+	if b.ingest != nil {
+		j.ingest = b.ingest
+		defer b.ingest.Close()
+	}
+	p := newPipeline(j, spec, store, b)
 	if err := p.restoreAndOpen(opts.Restore, startTime); err != nil {
 		return fail(err)
 	}

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tidewatch/tidewatch/jobrunner/flow"
 )
 
 // Operator ids used as the "operator" label and as checkpoint state names.
@@ -24,6 +26,8 @@ type jobMetrics struct {
 	sourceEmitted        prometheus.Counter
 	sinkWritten          prometheus.Counter
 	lateDropped          prometheus.Counter
+	lateSideOutput       prometheus.Counter
+	backpressure         prometheus.Counter
 	checkpointsCompleted prometheus.Counter
 	checkpointsFailed    prometheus.Counter
 	lastCkptDuration     prometheus.Gauge
@@ -56,7 +60,9 @@ func newJobMetrics(reg prometheus.Registerer, jobName, jobID string, watermarkMs
 			"Records emitted by an operator.")), []string{"operator"}),
 		sourceEmitted:        counter("source_records_emitted_total", "Records emitted by the source."),
 		sinkWritten:          counter("sink_records_written_total", "Records written by the sink."),
-		lateDropped:          counter("late_records_dropped_total", "Records dropped because their window had already fired."),
+		lateDropped:          counter("late_records_dropped_total", "Records later than the window allows, dropped (the job has no lateSink)."),
+		lateSideOutput:       counter("late_records_side_output_total", "Records later than the window allows, sent to the lateSink."),
+		backpressure:         counter("backpressured_seconds_total", "Time subtasks spent blocked on a full downstream channel."),
 		checkpointsCompleted: counter("checkpoints_completed_total", "Checkpoints and savepoints completed."),
 		checkpointsFailed:    counter("checkpoints_failed_total", "Checkpoints and savepoints that failed."),
 		lastCkptDuration:     gauge("last_checkpoint_duration_seconds", "Duration of the last completed checkpoint."),
@@ -70,7 +76,7 @@ func newJobMetrics(reg prometheus.Registerer, jobName, jobID string, watermarkMs
 		"Wall time minus the current watermark (NaN before the first record and after the final watermark).")),
 		func() float64 {
 			wm := watermarkMs()
-			if wm == watermarkNone || wm == watermarkMax {
+			if wm == flow.WatermarkNone || wm == flow.WatermarkMax {
 				return math.NaN()
 			}
 			return float64(now().UnixMilli()-wm) / 1000
@@ -83,7 +89,7 @@ func newJobMetrics(reg prometheus.Registerer, jobName, jobID string, watermarkMs
 		m.recordsOut.WithLabelValues(op)
 	}
 	for _, c := range []prometheus.Collector{
-		m.recordsIn, m.recordsOut, m.sourceEmitted, m.sinkWritten, m.lateDropped,
+		m.recordsIn, m.recordsOut, m.sourceEmitted, m.sinkWritten, m.lateDropped, m.lateSideOutput, m.backpressure,
 		m.checkpointsCompleted, m.checkpointsFailed, m.lastCkptDuration, m.lastCkptSize,
 		m.watermark, m.restored, lag,
 	} {

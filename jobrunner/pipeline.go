@@ -1,43 +1,38 @@
 package jobrunner
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
+	"sort"
 	"time"
+
+	"github.com/tidewatch/tidewatch/jobrunner/flow"
 )
 
-// pipeline runs the job's chained operators on one goroutine:
-//
-//	datagen → key by → tumbling window count → sink
-//
-// Checkpoints, savepoints and stops are executed by the same goroutine
-// between batches of records, so every snapshot is consistent without
-// locking the operators.
+// pipeline drives the job's dataflow engine: it restores it, triggers
+// periodic checkpoints, savepoints and stops, writes every snapshot to the
+// checkpoint store and commits the sinks once it is stored.
 type pipeline struct {
 	j     *job
 	spec  *Spec
 	store *checkpointStore
-	hooks *testHooks
+	b     *built
 
-	src       *datagen
-	wmGen     *boundedOutOfOrderness
-	win       *tumblingCount
-	sink      sink
-	sinkPath  string // absolute path of the file sink, "" for stdout
-	watermark int64
-	nextID    int64 // next checkpoint id
+	snap   *flow.Snapshot // to restore, or nil
+	nextID int64
+	eng    *flow.Engine
 
-	// Counts since the last publish.
-	dSourceOut, dWindowIn, dWindowOut, dSinkOut, dLate int64
+	last published // counts already published to the metrics
 }
 
-// batchSize bounds the records processed between two looks at the control
-// channel, the checkpoint timer and cancellation.
-const batchSize = 512
+type published struct {
+	sourceOut, windowIn, sinkOut, late, dropped int64
+}
 
 // outcome is how the pipeline ended.
 type outcome struct {
@@ -46,48 +41,25 @@ type outcome struct {
 	err       error
 }
 
-// sinkFailure marks an error of the sink: unlike a checkpoint storage
-// error, it fails the job.
-type sinkFailure struct{ err error }
+// checkpointTimeout bounds one aligned checkpoint, from trigger to the last
+// acknowledgement.
+const checkpointTimeout = 2 * time.Minute
 
-func (e *sinkFailure) Error() string { return e.err.Error() }
-func (e *sinkFailure) Unwrap() error { return e.err }
-
-// sinkState is the sink's checkpointed state.
-type sinkState struct {
-	Type   string `json:"type"`
-	Path   string `json:"path,omitempty"`
-	Length int64  `json:"length"`
+func newPipeline(j *job, spec *Spec, store *checkpointStore, b *built) *pipeline {
+	return &pipeline{j: j, spec: spec, store: store, b: b}
 }
 
-func newPipeline(j *job, spec *Spec, store *checkpointStore, hooks *testHooks) (*pipeline, error) {
-	p := &pipeline{
-		j: j, spec: spec, store: store, hooks: hooks,
-		wmGen:     newBoundedOutOfOrderness(spec.Watermark.MaxOutOfOrderness.Milliseconds()),
-		win:       newTumblingCount(spec.Window.Size.Milliseconds()),
-		watermark: watermarkNone,
-	}
-	if spec.Sink.Type == SinkFile {
-		abs, err := filepath.Abs(spec.Sink.File.Path)
-		if err != nil {
-			return nil, fmt.Errorf("jobrunner: sink path: %w", err)
-		}
-		p.sinkPath = abs
-	}
-	return p, nil
-}
-
-// restoreAndOpen restores the operators according to mode (see
-// MasterOptions.Restore) and opens the sink at the restored position.
+// restoreAndOpen loads the snapshot to restore according to mode (see
+// MasterOptions.Restore).
 func (p *pipeline) restoreAndOpen(mode string, now time.Time) error {
-	var snap *snapshot
+	var s *snapshot
 	var err error
 	switch mode {
 	case RestoreNone:
 	case RestoreLatest:
-		snap, err = p.store.latest()
+		s, err = p.store.latest()
 	default:
-		snap, err = readCheckpoint(mode)
+		s, err = readCheckpoint(mode)
 	}
 	if err != nil {
 		return fmt.Errorf("jobrunner: restore from %s: %w", mode, err)
@@ -97,128 +69,49 @@ func (p *pipeline) restoreAndOpen(mode string, now time.Time) error {
 		return err
 	}
 	p.nextID = maxID + 1
-
-	startMs := now.UnixMilli()
-	if !p.spec.Source.Datagen.StartTime.IsZero() {
-		startMs = p.spec.Source.Datagen.StartTime.UnixMilli()
-	}
-	p.src = newDatagen(p.spec.Source.Datagen, startMs)
-	sinkLen := int64(0)
-	if snap != nil {
-		if sinkLen, err = p.restore(snap); err != nil {
-			return fmt.Errorf("jobrunner: restore from %s: %w", snap.path, err)
-		}
-		p.nextID = max(p.nextID, snap.meta.CheckpointID+1)
-		p.j.restoredFrom(snap, now)
-		p.j.log.WithFields(map[string]any{
-			"checkpoint": snap.meta.CheckpointID, "path": snap.path, "offset": p.src.offset,
-		}).Info("restored job state")
-	} else {
+	if s == nil {
 		p.j.log.Info("starting without checkpoint")
+		return nil
 	}
-
-	switch p.spec.Sink.Type {
-	case SinkFile:
-		fs, err := openFileSink(p.sinkPath, sinkLen)
-		if err != nil {
-			return err
-		}
-		p.sink = fs
-	case SinkStdout:
-		p.sink = newWriterSink(os.Stdout)
-	default:
-		return fmt.Errorf("jobrunner: sink type %q", p.spec.Sink.Type) // ParseSpec rejects it
+	if err := checkCompatible(s, p.spec); err != nil {
+		return fmt.Errorf("jobrunner: restore from %s: %w", s.path, err)
 	}
-	p.j.watermark.Store(p.watermark)
+	if p.snap, err = decodeEngineSnapshot(s); err != nil {
+		return fmt.Errorf("jobrunner: restore from %s: %w", s.path, err)
+	}
+	p.nextID = max(p.nextID, s.meta.CheckpointID+1)
+	p.j.restoredFrom(s, now)
+	p.j.log.WithFields(map[string]any{"checkpoint": s.meta.CheckpointID, "path": s.path}).Info("restored job state")
 	return nil
 }
 
-// restore loads a snapshot into the operators and returns the sink length to
-// resume at.
-func (p *pipeline) restore(s *snapshot) (sinkLen int64, err error) {
-	for _, op := range []string{opSource, opWindow, opSink} {
-		if _, ok := s.states[op]; !ok {
-			return 0, fmt.Errorf("%w: no state for operator %q", ErrCorruptCheckpoint, op)
-		}
-	}
-	specStart := p.spec.Source.Datagen.StartTime
-	warn, err := p.src.restore(s.states[opSource])
-	if err != nil {
-		return 0, err
-	}
-	if warn != "" {
-		p.j.log.Warn(warn)
-	}
-	if !specStart.IsZero() && specStart.UnixMilli() != p.src.startMs {
-		p.j.log.Warnf("source.datagen.startTime %s differs from the checkpoint's %s; keeping the checkpoint's",
-			specStart.UTC().Format(time.RFC3339Nano), time.UnixMilli(p.src.startMs).UTC().Format(time.RFC3339Nano))
-	}
-	wm, maxTs, err := p.win.restore(s.states[opWindow])
-	if err != nil {
-		return 0, err
-	}
-	p.watermark, p.wmGen.maxTs = wm, maxTs
+func (p *pipeline) closeSink() {}
 
-	var ss sinkState
-	if err := json.Unmarshal(s.states[opSink], &ss); err != nil {
-		return 0, fmt.Errorf("%w: sink state: %v", ErrCorruptCheckpoint, err)
-	}
-	if ss.Length < 0 {
-		return 0, fmt.Errorf("%w: sink state: negative length", ErrCorruptCheckpoint)
-	}
-	switch {
-	case ss.Type != p.spec.Sink.Type:
-		return 0, fmt.Errorf("%w: checkpoint was taken with sink type %q, the spec has %q (restore with \"none\" to start over)",
-			ErrIncompatibleCheckpoint, ss.Type, p.spec.Sink.Type)
-	case ss.Type == SinkFile && ss.Path != p.sinkPath:
-		return 0, fmt.Errorf("%w: checkpoint's sink wrote %s, the spec writes %s (restore with \"none\" to start over)",
-			ErrIncompatibleCheckpoint, ss.Path, p.sinkPath)
-	case ss.Type == SinkStdout:
-		p.j.log.Warn("stdout sink cannot rewind: results after the restored checkpoint are emitted again")
-		return 0, nil
-	}
-	return ss.Length, nil
-}
-
-func (p *pipeline) closeSink() {
-	if p.sink != nil {
-		if err := p.sink.close(); err != nil {
-			p.j.log.WithError(err).Warn("closing sink")
-		}
-		p.sink = nil
-	}
-}
-
-// run processes records until the job reaches a terminal state.
+// run starts the engine and serves control requests until the job ends.
 func (p *pipeline) run(ctx context.Context) outcome {
-	out := p.loop(ctx)
-	if p.sink != nil {
-		if err := p.sink.close(); err != nil && out.status != StatusFailed {
-			out = outcome{status: StatusFailed, err: &sinkFailure{err}}
+	eng, err := flow.Start(context.WithoutCancel(ctx), p.b.plan, p.snap)
+	if err != nil {
+		if errors.Is(err, flow.ErrSourceRescaled) {
+			err = fmt.Errorf("%w: %v", ErrIncompatibleCheckpoint, err)
 		}
-		p.sink = nil
+		return outcome{status: StatusFailed, err: err}
 	}
-	return out
-}
+	p.eng = eng
+	defer func() {
+		eng.Cancel()
+		<-eng.Done()
+		p.publish()
+	}()
+	p.j.runStartNs.Store(time.Now().UnixNano())
 
-func (p *pipeline) loop(ctx context.Context) outcome {
 	var tick <-chan time.Time
 	if iv := p.spec.Checkpoint.Interval; iv > 0 {
 		t := time.NewTicker(iv)
 		defer t.Stop()
 		tick = t.C
 	}
-	rate := p.spec.Source.Datagen.Rate
-	pace := &pacer{rate: rate, baseWall: time.Now(), baseOffset: p.src.offset}
-	wait := time.NewTimer(time.Hour)
-	wait.Stop()
-	defer wait.Stop()
-	p.j.runStartNs.Store(time.Now().UnixNano())
-
-	bs := int64(batchSize)
-	if p.hooks != nil && p.hooks.batchSize > 0 {
-		bs = p.hooks.batchSize
-	}
+	pub := time.NewTicker(200 * time.Millisecond)
+	defer pub.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,114 +120,83 @@ func (p *pipeline) loop(ctx context.Context) outcome {
 			if out, done := p.handle(req); done {
 				return out
 			}
-			continue
 		case <-tick:
-			if err := p.periodicCheckpoint(); err != nil {
-				return outcome{status: StatusFailed, err: err}
+			if _, err := p.checkpoint(typeCheckpoint, ""); errors.Is(err, flow.ErrEnded) {
+				return p.failed()
 			}
-			continue
-		default:
-		}
-
-		if p.src.exhausted() {
+		case <-pub.C:
+			p.publish()
+		case <-eng.SourcesFinished():
 			return p.finished()
-		}
-		n := min(bs, p.src.remaining())
-		if rate > 0 {
-			now := time.Now()
-			n = min(n, pace.due(now)-p.src.offset)
-			if n <= 0 {
-				idleStart := now
-				wait.Reset(pace.nextAt(p.src.offset).Sub(now))
-				select {
-				case <-ctx.Done():
-				case req := <-p.j.ctrl:
-					if out, done := p.handle(req); done {
-						return out
-					}
-				case <-tick:
-					if err := p.periodicCheckpoint(); err != nil {
-						return outcome{status: StatusFailed, err: err}
-					}
-				case <-wait.C:
-				}
-				wait.Stop()
-				p.j.idleNanos.Add(int64(time.Since(idleStart)))
-				continue
-			}
-		}
-		if err := p.process(n); err != nil {
-			return outcome{status: StatusFailed, err: err}
-		}
-		if p.hooks != nil && p.hooks.afterBatch != nil && p.hooks.afterBatch(p.src.offset) {
-			if err := p.periodicCheckpoint(); err != nil {
-				return outcome{status: StatusFailed, err: err}
-			}
+		case <-eng.Done():
+			return p.failed()
 		}
 	}
 }
 
-// process runs n records through the pipeline.
-func (p *pipeline) process(n int64) error {
-	for range n {
-		r := p.src.next()
-		p.dSourceOut++
-		p.dWindowIn++
-		if !p.win.add(r.Key, r.TS, p.watermark) {
-			p.dLate++
-		}
-		p.wmGen.observe(r.TS)
-		if wm := p.wmGen.current(); wm > p.watermark {
-			if err := p.advanceWatermark(wm); err != nil {
-				return err
-			}
-		}
+func (p *pipeline) failed() outcome {
+	err := p.eng.Err()
+	if err == nil {
+		err = errors.New("jobrunner: the engine ended unexpectedly")
 	}
-	p.publish()
-	return nil
+	return outcome{status: StatusFailed, err: err}
 }
 
-func (p *pipeline) advanceWatermark(wm int64) error {
-	p.watermark = wm
-	return p.win.advance(wm, p.emit)
-}
-
-func (p *pipeline) emit(r WindowResult) error {
-	p.dWindowOut++
-	if err := p.sink.write(r); err != nil {
-		return &sinkFailure{err}
-	}
-	p.dSinkOut++
-	return nil
-}
-
-// publish moves the counts of the last batch to the atomics read by the
-// REST API and to the Prometheus metrics.
+// publish moves the engine's counters to the atomics read by the REST API
+// and to the Prometheus metrics.
 func (p *pipeline) publish() {
-	j, m := p.j, p.j.metrics
-	j.sourceOut.Add(p.dSourceOut)
-	j.windowIn.Add(p.dWindowIn)
-	j.windowOut.Add(p.dWindowOut)
-	j.sinkOut.Add(p.dSinkOut)
-	j.watermark.Store(p.watermark)
-	m.sourceEmitted.Add(float64(p.dSourceOut))
-	m.recordsOut.WithLabelValues(opSource).Add(float64(p.dSourceOut))
-	m.recordsIn.WithLabelValues(opWindow).Add(float64(p.dWindowIn))
-	m.recordsOut.WithLabelValues(opWindow).Add(float64(p.dWindowOut))
-	m.recordsIn.WithLabelValues(opSink).Add(float64(p.dWindowOut))
-	m.recordsOut.WithLabelValues(opSink).Add(float64(p.dSinkOut))
-	m.sinkWritten.Add(float64(p.dSinkOut))
-	m.lateDropped.Add(float64(p.dLate))
-	if p.watermark != watermarkNone {
-		m.watermark.Set(float64(p.watermark))
+	if p.eng == nil {
+		return
 	}
-	p.dSourceOut, p.dWindowIn, p.dWindowOut, p.dSinkOut, p.dLate = 0, 0, 0, 0, 0
+	var cur published
+	wm := flow.WatermarkMax
+	for _, s := range p.eng.SourceStats {
+		cur.sourceOut += s.RecordsIn.Load()
+		cur.sinkOut += s.SinkRecords.Load()
+		if len(p.eng.KeyedStats) == 0 && !s.Idle.Load() {
+			wm = min(wm, s.Watermark.Load())
+		}
+	}
+	for _, s := range p.eng.KeyedStats {
+		cur.windowIn += s.RecordsIn.Load()
+		cur.sinkOut += s.SinkRecords.Load()
+		wm = min(wm, s.Watermark.Load())
+	}
+	cur.late, cur.dropped = p.b.late.sideOutput.Load(), p.b.late.dropped.Load()
+	var bp int64
+	for _, s := range append(p.eng.SourceStats, p.eng.KeyedStats...) {
+		bp += s.BackpressuredNs.Load()
+	}
+	j, m, d := p.j, p.j.metrics, sub(cur, p.last)
+	j.sourceOut.Store(cur.sourceOut)
+	j.windowIn.Store(cur.windowIn)
+	j.windowOut.Store(cur.sinkOut)
+	j.sinkOut.Store(cur.sinkOut)
+	j.backpressureNs.Store(bp)
+	if wm != flow.WatermarkMax {
+		j.watermark.Store(wm)
+		if wm != flow.WatermarkNone {
+			m.watermark.Set(float64(wm))
+		}
+	}
+	m.sourceEmitted.Add(float64(d.sourceOut))
+	m.recordsOut.WithLabelValues(opSource).Add(float64(d.sourceOut))
+	m.recordsIn.WithLabelValues(opWindow).Add(float64(d.windowIn))
+	m.recordsOut.WithLabelValues(opWindow).Add(float64(d.sinkOut))
+	m.recordsIn.WithLabelValues(opSink).Add(float64(d.sinkOut))
+	m.recordsOut.WithLabelValues(opSink).Add(float64(d.sinkOut))
+	m.sinkWritten.Add(float64(d.sinkOut))
+	m.lateDropped.Add(float64(d.dropped))
+	m.lateSideOutput.Add(float64(d.late))
+	p.last = cur
 }
 
-// checkpoint snapshots every operator into a new checkpoint (typ
-// CHECKPOINT) or savepoint under targetDir. A *sinkFailure error means the
-// sink could not commit and the job must fail; other errors only fail the
-// checkpoint.
+func sub(a, b published) published {
+	return published{a.sourceOut - b.sourceOut, a.windowIn - b.windowIn, a.sinkOut - b.sinkOut, a.late - b.late, a.dropped - b.dropped}
+}
+
+// checkpoint takes an aligned checkpoint (typ CHECKPOINT) or savepoint
+// under targetDir, stores it, and then commits the sinks up to it.
 func (p *pipeline) checkpoint(typ, targetDir string) (*snapshot, error) {
 	p.publish()
 	id := p.nextID
@@ -348,7 +210,7 @@ func (p *pipeline) checkpoint(typ, targetDir string) (*snapshot, error) {
 		return nil, err
 	}
 	p.j.checkpointCompleted(e, s, time.Now())
-	p.j.log.WithFields(map[string]any{"checkpoint": id, "type": typ, "path": s.path, "offset": p.src.offset}).Debug("checkpoint completed")
+	p.j.log.WithFields(map[string]any{"checkpoint": id, "type": typ, "path": s.path}).Debug("checkpoint completed")
 	if typ == typeCheckpoint {
 		deleted, err := p.store.prune()
 		if err != nil {
@@ -360,24 +222,18 @@ func (p *pipeline) checkpoint(typ, targetDir string) (*snapshot, error) {
 }
 
 func (p *pipeline) snapshotTo(id int64, typ, targetDir string, trigger time.Time) (*snapshot, error) {
-	sinkLen, err := p.sink.commit()
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+	defer cancel()
+	es, err := p.eng.Checkpoint(ctx, id)
 	if err != nil {
-		return nil, &sinkFailure{err}
-	}
-	s := &snapshot{
-		meta: checkpointMetadata{
-			CheckpointID: id, Type: typ, JobID: p.j.id, JobName: p.spec.Name,
-			TriggerTimestamp: trigger.UnixMilli(),
-		},
-		states: map[string][]byte{},
-	}
-	if s.states[opSource], err = p.src.snapshot(); err != nil {
 		return nil, err
 	}
-	if s.states[opWindow], err = p.win.snapshot(p.watermark, p.wmGen.maxTs); err != nil {
+	s := &snapshot{meta: checkpointMetadata{CheckpointID: id, Type: typ, JobID: p.j.id, JobName: p.spec.Name,
+		TriggerTimestamp: trigger.UnixMilli()}}
+	if s.states, err = encodeEngineSnapshot(es); err != nil {
 		return nil, err
 	}
-	if s.states[opSink], err = json.Marshal(sinkState{Type: p.spec.Sink.Type, Path: p.sinkPath, Length: sinkLen}); err != nil {
+	if s.states[stateShape], err = json.Marshal(shapeOf(p.spec)); err != nil {
 		return nil, err
 	}
 	dir := p.store.checkpointPath(id)
@@ -387,15 +243,11 @@ func (p *pipeline) snapshotTo(id int64, typ, targetDir string, trigger time.Time
 	if err := writeCheckpoint(dir, s); err != nil {
 		return nil, err
 	}
-	return s, nil
-}
-
-func (p *pipeline) periodicCheckpoint() error {
-	_, err := p.checkpoint(typeCheckpoint, "")
-	if sf := (*sinkFailure)(nil); errors.As(err, &sf) {
-		return err
+	// Only a stored checkpoint makes the sinks' pending output visible.
+	if err := p.eng.Complete(ctx, id); err != nil {
+		return nil, fmt.Errorf("commit sinks: %w", err)
 	}
-	return nil
+	return s, nil
 }
 
 // handle executes a control request. done reports that the job ended.
@@ -408,28 +260,19 @@ func (p *pipeline) handle(req *controlRequest) (outcome, bool) {
 			id = s.meta.CheckpointID
 		}
 		p.j.completeOp(req.op, "", id, err)
-		if sf := (*sinkFailure)(nil); errors.As(err, &sf) {
-			return outcome{status: StatusFailed, err: err}, true
-		}
-		return outcome{}, false
-
 	case ctrlSavepoint, ctrlStop:
 		typ := typeSavepoint
 		if req.kind == ctrlStop {
 			typ = typeSyncSavepoint
 			if req.drain {
-				if err := p.advanceWatermark(watermarkMax); err != nil {
-					p.j.completeOp(req.op, "", 0, err)
-					return outcome{status: StatusFailed, err: err}, true
-				}
+				err := errors.New("jobrunner: stop with drain is not supported; stop without it")
+				p.j.completeOp(req.op, "", 0, err)
+				return outcome{}, false
 			}
 		}
 		s, err := p.checkpoint(typ, req.targetDir)
 		if err != nil {
 			p.j.completeOp(req.op, "", 0, err)
-			if sf := (*sinkFailure)(nil); errors.As(err, &sf) {
-				return outcome{status: StatusFailed, err: err}, true
-			}
 			return outcome{}, false // the job keeps running, as in Flink
 		}
 		p.j.completeOp(req.op, s.path, s.meta.CheckpointID, nil)
@@ -439,24 +282,21 @@ func (p *pipeline) handle(req *controlRequest) (outcome, bool) {
 		case req.cancelJob:
 			return outcome{status: StatusCanceled, savepoint: s.path}, true
 		}
-		return outcome{}, false
 	}
 	return outcome{}, false
 }
 
-// finished ends a bounded job: the final watermark fires every window, and a
-// final checkpoint records the end state.
+// finished ends a bounded job: every source has read all its input and sent
+// the final watermark; a final checkpoint commits the output, and the
+// engine closes its sinks.
 func (p *pipeline) finished() outcome {
-	if err := p.advanceWatermark(watermarkMax); err != nil {
-		return outcome{status: StatusFailed, err: err}
-	}
 	if _, err := p.checkpoint(typeCheckpoint, ""); err != nil {
-		if sf := (*sinkFailure)(nil); errors.As(err, &sf) {
-			return outcome{status: StatusFailed, err: err}
-		}
-		// The output is complete and committed; a restore would replay
-		// from an older checkpoint and rewrite identical output.
-		p.j.log.WithError(err).Warn("final checkpoint failed")
+		return outcome{status: StatusFailed, err: fmt.Errorf("final checkpoint: %w", err)}
+	}
+	p.eng.Finish()
+	<-p.eng.Done()
+	if err := p.eng.Err(); err != nil {
+		return outcome{status: StatusFailed, err: err}
 	}
 	return outcome{status: StatusFinished}
 }
@@ -468,4 +308,124 @@ func (p *pipeline) cancelled() outcome {
 		p.j.log.WithError(err).Warn("final checkpoint on cancel failed")
 	}
 	return outcome{status: StatusCanceled}
+}
+
+// Operator state files of a checkpoint.
+const (
+	stateSources   = "sources"
+	stateKeyGroups = "keygroups"
+	stateSinks     = "sinks"
+	stateShape     = "shape"
+)
+
+// stateShape is what a checkpoint's state depends on: restoring into a job
+// whose shape differs would misread it.
+type stateShapeInfo struct {
+	Source    string     `json:"source"`
+	KeyBy     string     `json:"keyBy"`
+	Window    WindowSpec `json:"window"`
+	Aggregate Aggregates `json:"aggregate"`
+	Sink      string     `json:"sink"`
+	SinkPath  string     `json:"sinkPath"`
+}
+
+func shapeOf(s *Spec) stateShapeInfo {
+	w := s.Window
+	w.Parallelism = 0 // rescaling the window keeps its state
+	return stateShapeInfo{Source: s.Source.Type, KeyBy: s.KeyBy, Window: w, Aggregate: s.Aggregate, Sink: s.Sink.Type, SinkPath: s.Sink.File.Path}
+}
+
+// checkCompatible refuses a checkpoint taken by a job of another shape.
+func checkCompatible(s *snapshot, spec *Spec) error {
+	raw, ok := s.states[stateShape]
+	if !ok {
+		return fmt.Errorf("%w: the checkpoint does not record its job's shape", ErrIncompatibleCheckpoint)
+	}
+	var got stateShapeInfo
+	if err := json.Unmarshal(raw, &got); err != nil {
+		return fmt.Errorf("%w: shape: %v", ErrCorruptCheckpoint, err)
+	}
+	want := shapeOf(spec)
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(want)
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("%w: the checkpoint was taken by a job with %s, the spec has %s (restore with \"none\" to start over)",
+			ErrIncompatibleCheckpoint, a, b)
+	}
+	return nil
+}
+
+type sourceStates struct {
+	States [][]byte          `json:"states"`
+	Times  []flow.SourceTime `json:"times"`
+}
+
+type sinkStates struct {
+	Sinks     [][]byte `json:"sinks"`
+	LateSinks [][]byte `json:"lateSinks"`
+}
+
+// encodeEngineSnapshot writes the engine's snapshot as the checkpoint's
+// state files. Key groups are binary: max parallelism, then for each group
+// in ascending order its number, length and bytes (uvarints).
+func encodeEngineSnapshot(es *flow.Snapshot) (map[string][]byte, error) {
+	src, err := json.Marshal(sourceStates{States: es.Sources, Times: es.SourceTimes})
+	if err != nil {
+		return nil, err
+	}
+	sinks, err := json.Marshal(sinkStates{Sinks: es.Sinks, LateSinks: es.LateSinks})
+	if err != nil {
+		return nil, err
+	}
+	kgs := make([]int, 0, len(es.KeyGroups))
+	for kg := range es.KeyGroups {
+		kgs = append(kgs, kg)
+	}
+	sort.Ints(kgs)
+	buf := binary.AppendUvarint(nil, uint64(es.MaxParallelism))
+	for _, kg := range kgs {
+		b := es.KeyGroups[kg]
+		buf = binary.AppendUvarint(buf, uint64(kg))
+		buf = binary.AppendUvarint(buf, uint64(len(b)))
+		buf = append(buf, b...)
+	}
+	return map[string][]byte{stateSources: src, stateKeyGroups: buf, stateSinks: sinks}, nil
+}
+
+func decodeEngineSnapshot(s *snapshot) (*flow.Snapshot, error) {
+	for _, op := range []string{stateSources, stateKeyGroups, stateSinks} {
+		if _, ok := s.states[op]; !ok {
+			return nil, fmt.Errorf("%w: no %s state (a checkpoint of an older runtime?)", ErrIncompatibleCheckpoint, op)
+		}
+	}
+	es := &flow.Snapshot{ID: s.meta.CheckpointID, KeyGroups: map[int][]byte{}}
+	var src sourceStates
+	if err := json.Unmarshal(s.states[stateSources], &src); err != nil {
+		return nil, fmt.Errorf("%w: source state: %v", ErrCorruptCheckpoint, err)
+	}
+	es.Sources, es.SourceTimes = src.States, src.Times
+	var ss sinkStates
+	if err := json.Unmarshal(s.states[stateSinks], &ss); err != nil {
+		return nil, fmt.Errorf("%w: sink state: %v", ErrCorruptCheckpoint, err)
+	}
+	es.Sinks, es.LateSinks = ss.Sinks, ss.LateSinks
+	r := bytes.NewReader(s.states[stateKeyGroups])
+	maxP, err := binary.ReadUvarint(r)
+	if err != nil || maxP == 0 || maxP > 32768 {
+		return nil, fmt.Errorf("%w: key-group state: bad max parallelism", ErrCorruptCheckpoint)
+	}
+	es.MaxParallelism = int(maxP)
+	for r.Len() > 0 {
+		kg, err1 := binary.ReadUvarint(r)
+		n, err2 := binary.ReadUvarint(r)
+		if err1 != nil || err2 != nil || kg >= maxP || n > uint64(r.Len()) {
+			return nil, fmt.Errorf("%w: key-group state: truncated", ErrCorruptCheckpoint)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("%w: key-group state: %v", ErrCorruptCheckpoint, err)
+		}
+		es.KeyGroups[int(kg)] = b
+	}
+	return es, nil
 }

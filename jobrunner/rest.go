@@ -35,6 +35,10 @@ var executionStates = []string{
 func (j *job) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /overview", j.getOverview)
+	if j.ingest != nil {
+		// The http source: records POSTed here are logged durably, then read by the job.
+		mux.Handle("POST /ingest", j.ingest)
+	}
 	mux.HandleFunc("GET /jobs", j.getJobs)
 	mux.HandleFunc("GET /jobs/overview", j.getJobsOverview)
 	mux.HandleFunc("GET /jobs/{jid}", j.withJob(j.getJob))
@@ -184,7 +188,7 @@ func taskCounts(v jobView, n int, lower bool) map[string]int {
 func (j *job) getOverview(w http.ResponseWriter, _ *http.Request) {
 	v := j.view()
 	counts := map[JobStatus]int{v.status: 1}
-	slots := j.spec.Parallelism
+	slots := j.subtasks()
 	free := 0
 	if v.status.Terminal() {
 		free = slots
@@ -251,10 +255,20 @@ type ioMetrics struct {
 	AccumulatedBusy          float64 `json:"accumulated-busy-time"`
 }
 
+// backpressured is vertex i's back-pressured time: only the source vertex
+// sends over channels.
+func backpressured(i int, ms int64) int64 {
+	if i == 0 {
+		return ms
+	}
+	return 0
+}
+
 func (j *job) vertexInfos(v jobView) []map[string]any {
-	// Both vertices run chained on the pipeline goroutine, so they share its
-	// busy and idle time. Bytes are 0: records are not serialized in process.
+	// Bytes are 0: records are not serialized in process. Time blocked on a
+	// full downstream channel is the source vertex's backpressure.
 	idle := j.idleNanos.Load() / int64(time.Millisecond)
+	bp := j.backpressureNs.Load() / int64(time.Millisecond)
 	busy := 0.0
 	start, end, dur := v.runStart, int64(-1), int64(-1)
 	if start >= 0 {
@@ -265,23 +279,23 @@ func (j *job) vertexInfos(v jobView) []map[string]any {
 		dur = to - start
 		busy = float64(max(dur-idle, 0))
 	}
-	records := [][2]int64{
-		{0, j.sourceOut.Load()}, // source: reads nothing from upstream tasks
-		{j.windowIn.Load(), 0},  // window -> sink: emits nothing downstream
+	records := [][2]int64{{0, j.sourceOut.Load()}} // source: reads nothing from upstream tasks
+	if len(j.vertices) > 1 {
+		records = append(records, [2]int64{j.windowIn.Load(), 0}) // window -> sink: emits nothing downstream
 	}
 	out := make([]map[string]any, len(j.vertices))
 	for i, vx := range j.vertices {
 		out[i] = map[string]any{
 			"id": vx.id, "name": vx.name,
-			"maxParallelism": j.spec.MaxParallelism, "parallelism": j.spec.Parallelism,
+			"maxParallelism": j.spec.MaxParallelism, "parallelism": vx.parallelism,
 			"status":     v.executionState(),
 			"start-time": start, "end-time": end, "duration": dur,
-			"tasks": taskCounts(v, j.spec.Parallelism, false),
+			"tasks": taskCounts(v, vx.parallelism, false),
 			"metrics": ioMetrics{
 				ReadBytesComplete: true, WriteBytesComplete: true,
 				ReadRecords: records[i][0], ReadRecordsComplete: true,
 				WriteRecords: records[i][1], WriteRecordsComplete: true,
-				AccumulatedIdle: idle, AccumulatedBusy: busy,
+				AccumulatedIdle: idle, AccumulatedBusy: busy, AccumulatedBackpressured: backpressured(i, bp),
 			},
 		}
 	}
@@ -292,7 +306,7 @@ func (j *job) plan() map[string]any {
 	nodes := make([]map[string]any, len(j.vertices))
 	for i, vx := range j.vertices {
 		n := map[string]any{
-			"id": vx.id, "parallelism": j.spec.Parallelism,
+			"id": vx.id, "parallelism": vx.parallelism,
 			"operator": "", "operator_strategy": "",
 			"description":          strings.ReplaceAll(vx.name, " -> ", "<br/>+- ") + "<br/>",
 			"optimizer_properties": map[string]any{},
@@ -668,7 +682,7 @@ func (j *job) getTaskManagers(w http.ResponseWriter, _ *http.Request) {
 	if u, err := url.Parse(j.url); err == nil && u.Host != "" {
 		host = u.Host
 	}
-	slots := j.spec.Parallelism
+	slots := j.subtasks()
 	total := map[string]any{
 		"cpuCores": float64(runtime.NumCPU()), "taskHeapMemory": ms.HeapSys >> 20,
 		"taskOffHeapMemory": 0, "managedMemory": 0, "networkMemory": 0,

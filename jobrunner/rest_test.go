@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,7 @@ sink:
 // RunMaster's result.
 func startMaster(t *testing.T, dir string) (base, jid string, wait func() error) {
 	t.Helper()
-	spec := writeSpecFile(t, dir, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out.jsonl"), 1))
+	spec := writeSpecFile(t, dir, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1))
 	o := masterOpts(t, dir, spec)
 	o.Registry = prometheus.NewRegistry()
 	started := make(chan MasterInfo, 1)
@@ -324,8 +325,22 @@ func TestRESTRunningJob(t *testing.T) {
 		}
 	}
 
-	// Stop with savepoint ends the job FINISHED.
+	// Stop with drain is refused; the job keeps running.
 	status, trig = call(t, "POST", job+"/stop", `{"drain":true}`)
+	if status != 202 {
+		t.Fatalf("POST stop with drain: %d %v", status, trig)
+	}
+	var drained map[string]any
+	poll(t, "drain refusal", func() bool {
+		_, drained = call(t, "GET", job+"/savepoints/"+trig["request-id"].(string), "")
+		return obj(t, drained["status"])["id"] == "COMPLETED"
+	})
+	if fc := obj(t, obj(t, drained["operation"])["failure-cause"]); !strings.Contains(fc["stack-trace"].(string), "drain is not supported") {
+		t.Errorf("stop with drain: %v", drained)
+	}
+
+	// Stop with savepoint ends the job FINISHED.
+	status, trig = call(t, "POST", job+"/stop", `{}`)
 	if status != 202 {
 		t.Fatalf("POST stop: %d %v", status, trig)
 	}
@@ -377,7 +392,7 @@ func TestRESTTerminalJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.setStatus(StatusRunning)
-	j.finish(outcome{status: StatusFailed, err: &sinkFailure{errors.New("disk full")}})
+	j.finish(outcome{status: StatusFailed, err: fmt.Errorf("sink: %w", errors.New("disk full"))})
 	h := j.handler(reg)
 	do := func(method, path, body string) (int, map[string]any) {
 		rec := httptest.NewRecorder()

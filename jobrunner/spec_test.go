@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,22 +17,23 @@ func TestParseSpecGood(t *testing.T) {
 	minimal.Name = "minimal"
 	minimal.Source.Type = SourceDatagen
 	minimal.KeyBy = "key"
-	minimal.Window = WindowSpec{Type: WindowTumble, Size: 10 * time.Second}
-	minimal.Aggregate = AggregateCnt
+	minimal.Window = WindowSpec{Type: "tumbling", Size: 10 * time.Second}
+	minimal.Aggregate = Aggregates{{Fn: "count"}}
 	minimal.Sink.Type = SinkStdout
 
 	full := Spec{
 		Name: "clicks-per-key", Parallelism: 1, MaxParallelism: 256, Time: TimeEvent,
-		Watermark:  WatermarkSpec{MaxOutOfOrderness: 2 * time.Second},
-		Checkpoint: CheckpointSpec{Interval: 5 * time.Second, Retained: 5},
+		Watermark:    WatermarkSpec{MaxOutOfOrderness: 2 * time.Second},
+		Checkpoint:   CheckpointSpec{Interval: 5 * time.Second, Retained: 5},
+		StateBackend: BackendHeap,
 		Source: SourceSpec{Type: SourceDatagen, Datagen: DatagenSpec{
 			Rate: 0, Keys: 7, Seed: 42, Count: 1000, Disorder: 500 * time.Millisecond,
 			StartTime: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
 		}},
 		KeyBy:     "key",
-		Window:    WindowSpec{Type: WindowTumble, Size: time.Minute},
-		Aggregate: AggregateCnt,
-		Sink:      SinkSpec{Type: SinkFile, File: FileSinkSpec{Path: "output/counts.jsonl", Format: FormatJSONL}},
+		Window:    WindowSpec{Type: "tumbling", Size: time.Minute},
+		Aggregate: Aggregates{{Fn: "count"}},
+		Sink:      SinkSpec{Type: SinkFile, File: FileSinkSpec{Path: "output/counts.jsonl", Format: "jsonl"}},
 	}
 
 	fromJSON := defaultSpec()
@@ -39,9 +41,9 @@ func TestParseSpecGood(t *testing.T) {
 	fromJSON.Checkpoint.Interval = 0 // explicit 0 disables, not "default"
 	fromJSON.Source = SourceSpec{Type: SourceDatagen, Datagen: DatagenSpec{Rate: 200, Keys: 50, Seed: 1}}
 	fromJSON.KeyBy = "key"
-	fromJSON.Window = WindowSpec{Type: WindowTumble, Size: 5 * time.Second}
-	fromJSON.Aggregate = AggregateCnt
-	fromJSON.Sink = SinkSpec{Type: SinkFile, File: FileSinkSpec{Path: "/tmp/x.jsonl", Format: FormatJSONL}}
+	fromJSON.Window = WindowSpec{Type: "tumbling", Size: 5 * time.Second}
+	fromJSON.Aggregate = Aggregates{{Fn: "count"}}
+	fromJSON.Sink = SinkSpec{Type: SinkFile, File: FileSinkSpec{Path: "/tmp/x.jsonl"}}
 
 	tests := []struct {
 		file string
@@ -65,7 +67,7 @@ func TestParseSpecGood(t *testing.T) {
 				t.Errorf("startTime = %v, want %v", got.Source.Datagen.StartTime, tc.want.Source.Datagen.StartTime)
 			}
 			got.Source.Datagen.StartTime = tc.want.Source.Datagen.StartTime
-			if *got != tc.want {
+			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("spec mismatch\n got: %+v\nwant: %+v", *got, tc.want)
 			}
 		})
@@ -189,7 +191,7 @@ func FuzzParseSpec(f *testing.F) {
 			return
 		}
 		// An accepted spec satisfies the invariants the runtime relies on.
-		if spec.Parallelism != 1 || spec.Window.Size < time.Millisecond || spec.Source.Datagen.Keys < 1 ||
+		if spec.Parallelism < 1 || spec.Keyed() && len(spec.Aggregate) == 0 || spec.Source.Type == SourceDatagen && spec.Source.Datagen.Keys < 1 ||
 			spec.Source.Datagen.Rate < 0 || spec.Checkpoint.Retained < 1 || !nameRE.MatchString(spec.Name) {
 			t.Fatalf("accepted an invalid spec: %+v", spec)
 		}

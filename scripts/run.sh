@@ -48,7 +48,7 @@ cat <<MSG
 Tidewatch is running.
   Daemon API        $SERVER/api/v1/jobs      (metrics: $SERVER/metrics)
   Job master        $endpoint/jobs/overview   (Flink-style REST, metrics at $endpoint/metrics)
-  Job output        $DATA/jobs/$id/output/counts.jsonl
+  Job output        $DATA/jobs/$id/output/counts/   (committed part files; in-progress ones start with a dot)
   Checkpoints       $DATA/checkpoints/$id/
   Daemon log        $DATA/daemon.log
 

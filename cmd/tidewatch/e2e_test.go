@@ -48,7 +48,7 @@ aggregate: count
 sink:
   type: file
   file:
-    path: output/counts.jsonl
+    path: output/counts
 `
 
 type jobView = supportlayer.JobView
@@ -143,15 +143,21 @@ func jobMasters(t *testing.T, jobID string) int {
 	return n
 }
 
-func outputLines(t *testing.T, path string) int {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
+// outputLines counts the lines of the committed part files in dir.
+func outputLines(t *testing.T, dir string) int {
+	files, err := filepath.Glob(filepath.Join(dir, "part-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Count(b, []byte("\n"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		n += bytes.Count(b, []byte("\n"))
+	}
+	return n
 }
 
 func TestEndToEndLocal(t *testing.T) {
@@ -179,7 +185,7 @@ func TestEndToEndLocal(t *testing.T) {
 	if j.Deployment == nil || j.Deployment.PID == 0 || j.Deployment.Endpoint == "" {
 		t.Fatalf("deployment = %+v", j.Deployment)
 	}
-	out := filepath.Join(opts.DataDir, "jobs", j.ID, "output", "counts.jsonl")
+	out := filepath.Join(opts.DataDir, "jobs", j.ID, "output", "counts")
 	jm := jobmaster.New(2 * time.Second)
 
 	// Wait for a completed checkpoint and some output, then kill the process.

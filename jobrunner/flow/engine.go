@@ -64,6 +64,7 @@ type ack struct {
 	source    int // source subtask index, or -1
 	keyed     int // keyed subtask index, or -1
 	srcState  []byte
+	srcTime   SourceTime
 	keyGroups map[int][]byte
 	sink      []byte
 	late      []byte
@@ -277,7 +278,8 @@ func (e *Engine) Checkpoint(ctx context.Context, id int64) (*Snapshot, error) {
 		sinkPar = e.plan.KeyedParallelism
 	}
 	snap := &Snapshot{ID: id, MaxParallelism: e.plan.MaxParallelism, Sources: make([][]byte, e.plan.SourceParallelism),
-		KeyGroups: map[int][]byte{}, Sinks: make([][]byte, sinkPar), LateSinks: make([][]byte, sinkPar)}
+		SourceTimes: make([]SourceTime, e.plan.SourceParallelism),
+		KeyGroups:   map[int][]byte{}, Sinks: make([][]byte, sinkPar), LateSinks: make([][]byte, sinkPar)}
 	for need := e.plan.SourceParallelism + e.plan.KeyedParallelism; need > 0; {
 		select {
 		case a := <-e.acks:
@@ -290,7 +292,7 @@ func (e *Engine) Checkpoint(ctx context.Context, id int64) (*Snapshot, error) {
 			need--
 			idx := a.keyed
 			if a.source >= 0 {
-				snap.Sources[a.source] = a.srcState
+				snap.Sources[a.source], snap.SourceTimes[a.source] = a.srcState, a.srcTime
 				idx = a.source
 			}
 			if a.sink != nil || a.late != nil {
@@ -480,6 +482,11 @@ func (e *Engine) openSource(i int, snap *Snapshot) (*sourceTask, error) {
 		return nil, fmt.Errorf("open source %d: %w", i, err)
 	}
 	t := &sourceTask{e: e, index: i, src: src, st: e.SourceStats[i], maxTs: WatermarkNone, wm: WatermarkNone, lastRecord: e.plan.Clock()}
+	if snap != nil && len(snap.SourceTimes) == e.plan.SourceParallelism {
+		st := snap.SourceTimes[i]
+		t.maxTs, t.wm, t.idle = st.MaxTs, st.Watermark, st.Idle
+		t.st.Watermark.Store(st.Watermark)
+	}
 	var out Emitter
 	if e.plan.KeyedParallelism > 0 {
 		t.bufs = make([]*batchBuf, e.plan.KeyedParallelism)
@@ -664,7 +671,7 @@ func (t *sourceTask) control(c control) (done bool, err error) {
 		if err := t.flush(); err != nil {
 			return false, err
 		}
-		a := ack{id: c.id, source: t.index, keyed: -1}
+		a := ack{id: c.id, source: t.index, keyed: -1, srcTime: SourceTime{MaxTs: t.maxTs, Watermark: t.wm, Idle: t.idle}}
 		a.srcState, a.err = t.src.Snapshot()
 		if a.err == nil && t.sink != nil {
 			a.sink, a.late, a.err = snapshotSinks(c.id, t.sink, t.late)
@@ -739,6 +746,17 @@ func (e *Engine) openKeyed(j int, snap *Snapshot) (*keyedTask, error) {
 					t.close()
 					return nil, fmt.Errorf("restore key group %d: %w", kg, err)
 				}
+			}
+		}
+		// Every input's last watermark reached this subtask before its
+		// barrier, so the sources' positions are the inputs' watermarks.
+		if len(snap.SourceTimes) == n {
+			for i, st := range snap.SourceTimes {
+				t.wm[i], t.idle[i] = st.Watermark, st.Idle
+			}
+			if err := t.advance(); err != nil {
+				t.close()
+				return nil, fmt.Errorf("keyed subtask %d: restore watermark: %w", j, err)
 			}
 		}
 	}

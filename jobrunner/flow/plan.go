@@ -132,12 +132,22 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
+// SourceTime is a source subtask's event-time position at a checkpoint.
+type SourceTime struct {
+	MaxTs     int64 `json:"maxTs"`
+	Watermark int64 `json:"watermark"`
+	Idle      bool  `json:"idle"`
+}
+
 // Snapshot is one consistent checkpoint of a running plan.
 type Snapshot struct {
 	ID             int64
 	MaxParallelism int
 	// Sources holds each source subtask's position, by subtask index.
 	Sources [][]byte
+	// SourceTimes holds each source subtask's event-time position: a restored
+	// job treats records as late exactly as the uninterrupted job would.
+	SourceTimes []SourceTime
 	// KeyGroups holds the keyed operator's state by key group.
 	KeyGroups map[int][]byte
 	// Sinks and LateSinks hold each sink subtask's state, by subtask index.
