@@ -31,7 +31,7 @@ type pipeline struct {
 }
 
 type published struct {
-	sourceOut, windowIn, sinkOut, late, dropped int64
+	sourceOut, windowIn, sinkOut, late, dropped, backpressureNs int64
 }
 
 // outcome is how the pipeline ended.
@@ -163,16 +163,15 @@ func (p *pipeline) publish() {
 		wm = min(wm, s.Watermark.Load())
 	}
 	cur.late, cur.dropped = p.b.late.sideOutput.Load(), p.b.late.dropped.Load()
-	var bp int64
 	for _, s := range append(p.eng.SourceStats, p.eng.KeyedStats...) {
-		bp += s.BackpressuredNs.Load()
+		cur.backpressureNs += s.BackpressuredNs.Load()
 	}
 	j, m, d := p.j, p.j.metrics, sub(cur, p.last)
 	j.sourceOut.Store(cur.sourceOut)
 	j.windowIn.Store(cur.windowIn)
 	j.windowOut.Store(cur.sinkOut)
 	j.sinkOut.Store(cur.sinkOut)
-	j.backpressureNs.Store(bp)
+	j.backpressureNs.Store(cur.backpressureNs)
 	if wm != flow.WatermarkMax {
 		j.watermark.Store(wm)
 		if wm != flow.WatermarkNone {
@@ -188,11 +187,13 @@ func (p *pipeline) publish() {
 	m.sinkWritten.Add(float64(d.sinkOut))
 	m.lateDropped.Add(float64(d.dropped))
 	m.lateSideOutput.Add(float64(d.late))
+	m.backpressure.Add(time.Duration(d.backpressureNs).Seconds())
 	p.last = cur
 }
 
 func sub(a, b published) published {
-	return published{a.sourceOut - b.sourceOut, a.windowIn - b.windowIn, a.sinkOut - b.sinkOut, a.late - b.late, a.dropped - b.dropped}
+	return published{a.sourceOut - b.sourceOut, a.windowIn - b.windowIn, a.sinkOut - b.sinkOut, a.late - b.late, a.dropped - b.dropped,
+		a.backpressureNs - b.backpressureNs}
 }
 
 // checkpoint takes an aligned checkpoint (typ CHECKPOINT) or savepoint
