@@ -38,7 +38,7 @@ type job struct {
 	windowIn       atomic.Int64
 	windowOut      atomic.Int64
 	sinkOut        atomic.Int64
-	idleNanos      atomic.Int64
+	idleNanos      atomic.Int64 // source subtasks waiting for input, summed
 	backpressureNs atomic.Int64
 	watermark      atomic.Int64
 	runStartNs     atomic.Int64 // wall time the pipeline started, unix ns

@@ -258,7 +258,6 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
-		p.closeSink()
 		return fail(fmt.Errorf("jobrunner: listen: %w", err))
 	}
 	j.url = listenURL(ln.Addr())
@@ -287,7 +286,6 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 	info := MasterInfo{PID: os.Getpid(), URL: j.url, JobID: opts.JobID, StartTime: startTime.UnixMilli()}
 	if err := writeJSONAtomic(filepath.Join(opts.WorkDir, JobMasterFile), info); err != nil {
 		stopServer()
-		p.closeSink()
 		return fail(fmt.Errorf("jobrunner: write %s: %w", JobMasterFile, err))
 	}
 	log.WithField("url", j.url).Info("job master serving REST API")

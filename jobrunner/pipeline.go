@@ -31,7 +31,7 @@ type pipeline struct {
 }
 
 type published struct {
-	sourceOut, windowIn, sinkOut, late, dropped, backpressureNs int64
+	sourceOut, windowIn, sinkOut, late, dropped, backpressureNs, idleNs int64
 }
 
 // outcome is how the pipeline ended.
@@ -84,8 +84,6 @@ func (p *pipeline) restoreAndOpen(mode string, now time.Time) error {
 	p.j.log.WithFields(map[string]any{"checkpoint": s.meta.CheckpointID, "path": s.path}).Info("restored job state")
 	return nil
 }
-
-func (p *pipeline) closeSink() {}
 
 // run starts the engine and serves control requests until the job ends.
 func (p *pipeline) run(ctx context.Context) outcome {
@@ -151,6 +149,7 @@ func (p *pipeline) publish() {
 	var cur published
 	wm := flow.WatermarkMax
 	for _, s := range p.eng.SourceStats {
+		cur.idleNs += s.IdleNs.Load()
 		cur.sourceOut += s.RecordsIn.Load()
 		cur.sinkOut += s.SinkRecords.Load()
 		if len(p.eng.KeyedStats) == 0 && !s.Idle.Load() {
@@ -172,6 +171,7 @@ func (p *pipeline) publish() {
 	j.windowOut.Store(cur.sinkOut)
 	j.sinkOut.Store(cur.sinkOut)
 	j.backpressureNs.Store(cur.backpressureNs)
+	j.idleNanos.Store(cur.idleNs)
 	if wm != flow.WatermarkMax {
 		j.watermark.Store(wm)
 		if wm != flow.WatermarkNone {
@@ -193,7 +193,7 @@ func (p *pipeline) publish() {
 
 func sub(a, b published) published {
 	return published{a.sourceOut - b.sourceOut, a.windowIn - b.windowIn, a.sinkOut - b.sinkOut, a.late - b.late, a.dropped - b.dropped,
-		a.backpressureNs - b.backpressureNs}
+		a.backpressureNs - b.backpressureNs, a.idleNs - b.idleNs}
 }
 
 // checkpoint takes an aligned checkpoint (typ CHECKPOINT) or savepoint

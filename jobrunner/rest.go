@@ -242,34 +242,25 @@ func (j *job) getStatus(w http.ResponseWriter, _ *http.Request) {
 
 // ioMetrics is Flink's IOMetricsInfo.
 type ioMetrics struct {
-	ReadBytes                int64   `json:"read-bytes"`
-	ReadBytesComplete        bool    `json:"read-bytes-complete"`
-	WriteBytes               int64   `json:"write-bytes"`
-	WriteBytesComplete       bool    `json:"write-bytes-complete"`
-	ReadRecords              int64   `json:"read-records"`
-	ReadRecordsComplete      bool    `json:"read-records-complete"`
-	WriteRecords             int64   `json:"write-records"`
-	WriteRecordsComplete     bool    `json:"write-records-complete"`
-	AccumulatedBackpressured int64   `json:"accumulated-backpressured-time"`
-	AccumulatedIdle          int64   `json:"accumulated-idle-time"`
-	AccumulatedBusy          float64 `json:"accumulated-busy-time"`
-}
-
-// backpressured is vertex i's back-pressured time: only the source vertex
-// sends over channels.
-func backpressured(i int, ms int64) int64 {
-	if i == 0 {
-		return ms
-	}
-	return 0
+	ReadBytes                int64 `json:"read-bytes"`
+	ReadBytesComplete        bool  `json:"read-bytes-complete"`
+	WriteBytes               int64 `json:"write-bytes"`
+	WriteBytesComplete       bool  `json:"write-bytes-complete"`
+	ReadRecords              int64 `json:"read-records"`
+	ReadRecordsComplete      bool  `json:"read-records-complete"`
+	WriteRecords             int64 `json:"write-records"`
+	WriteRecordsComplete     bool  `json:"write-records-complete"`
+	AccumulatedBackpressured int64 `json:"accumulated-backpressured-time"`
+	AccumulatedIdle          int64 `json:"accumulated-idle-time"`
+	AccumulatedBusy          any   `json:"accumulated-busy-time"` // ms, or "NaN" when not measured (as Flink)
 }
 
 func (j *job) vertexInfos(v jobView) []map[string]any {
 	// Bytes are 0: records are not serialized in process. Time blocked on a
-	// full downstream channel is the source vertex's backpressure.
-	idle := j.idleNanos.Load() / int64(time.Millisecond)
+	// full downstream channel is the source vertex's backpressure; time
+	// waiting for input is its idle time. The window vertex reports neither.
+	srcIdle := j.idleNanos.Load() / int64(time.Millisecond)
 	bp := j.backpressureNs.Load() / int64(time.Millisecond)
-	busy := 0.0
 	start, end, dur := v.runStart, int64(-1), int64(-1)
 	if start >= 0 {
 		to := v.now
@@ -277,7 +268,6 @@ func (j *job) vertexInfos(v jobView) []map[string]any {
 			end, to = v.end, v.end
 		}
 		dur = to - start
-		busy = float64(max(dur-idle, 0))
 	}
 	records := [][2]int64{{0, j.sourceOut.Load()}} // source: reads nothing from upstream tasks
 	if len(j.vertices) > 1 {
@@ -285,18 +275,23 @@ func (j *job) vertexInfos(v jobView) []map[string]any {
 	}
 	out := make([]map[string]any, len(j.vertices))
 	for i, vx := range j.vertices {
+		m := ioMetrics{
+			ReadBytesComplete: true, WriteBytesComplete: true,
+			ReadRecords: records[i][0], ReadRecordsComplete: true,
+			WriteRecords: records[i][1], WriteRecordsComplete: true,
+			AccumulatedBusy: "NaN", // not measured for the window vertex
+		}
+		if i == 0 && dur >= 0 {
+			m.AccumulatedIdle, m.AccumulatedBackpressured = srcIdle, bp
+			m.AccumulatedBusy = float64(max(dur*int64(vx.parallelism)-srcIdle-bp, 0))
+		}
 		out[i] = map[string]any{
 			"id": vx.id, "name": vx.name,
 			"maxParallelism": j.spec.MaxParallelism, "parallelism": vx.parallelism,
 			"status":     v.executionState(),
 			"start-time": start, "end-time": end, "duration": dur,
-			"tasks": taskCounts(v, vx.parallelism, false),
-			"metrics": ioMetrics{
-				ReadBytesComplete: true, WriteBytesComplete: true,
-				ReadRecords: records[i][0], ReadRecordsComplete: true,
-				WriteRecords: records[i][1], WriteRecordsComplete: true,
-				AccumulatedIdle: idle, AccumulatedBusy: busy, AccumulatedBackpressured: backpressured(i, bp),
-			},
+			"tasks":   taskCounts(v, vx.parallelism, false),
+			"metrics": m,
 		}
 	}
 	return out

@@ -170,6 +170,12 @@ func TestRESTRunningJob(t *testing.T) {
 			t.Errorf("vertex %d = %v", i, v)
 		}
 	}
+	// The paced source spends most of its time waiting for input.
+	poll(t, "source idle time", func() bool {
+		_, d := call(t, "GET", job, "")
+		m := obj(t, obj(t, d["vertices"].([]any)[0])["metrics"])
+		return m["accumulated-idle-time"].(float64) > 0
+	})
 	if name := obj(t, vs[0])["name"]; name != "Source: datagen -> KeyBy" {
 		t.Errorf("source vertex name = %v", name)
 	}

@@ -100,8 +100,11 @@ type SubtaskStats struct {
 	RecordsOut      atomic.Int64
 	SinkRecords     atomic.Int64
 	BackpressuredNs atomic.Int64
-	Watermark       atomic.Int64
-	Idle            atomic.Bool
+	// IdleNs is a source subtask's time in reads that returned less than a
+	// full batch: waiting for input.
+	IdleNs    atomic.Int64
+	Watermark atomic.Int64
+	Idle      atomic.Bool
 }
 
 // Engine runs a Plan. Its methods are safe for concurrent use.
@@ -585,7 +588,11 @@ func (t *sourceTask) run() (err error) {
 		default:
 		}
 
+		readStart := time.Now()
 		recs, err := t.src.Read(ctx, buf[:0], p.BatchSize)
+		if len(recs) < p.BatchSize {
+			t.st.IdleNs.Add(int64(time.Since(readStart)))
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			if ctx.Err() != nil {
 				return nil

@@ -249,10 +249,8 @@ func runToEnd(t *testing.T, e *Engine, id int64) {
 func sumCounts(lines []string) int {
 	total := 0
 	for _, l := range lines {
-		var k string
 		var n int
 		fmt.Sscanf(l[bytes.IndexByte([]byte(l), '=')+1:], "%d", &n)
-		_ = k
 		total += n
 	}
 	return total
