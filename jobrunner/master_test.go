@@ -346,3 +346,53 @@ func TestMasterOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// With time: processing, records are stamped at the source and every one is
+// counted once the bounded input ends.
+func TestProcessingTimeJob(t *testing.T) {
+	const n = 5000
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	spec := strings.Replace(boundedSpec("proc", out, n, "0s", "0s", 2), "name: proc", "name: proc\ntime: processing", 1)
+	if err := RunMaster(context.Background(), masterOpts(t, dir, writeSpecFile(t, dir, spec))); err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, c := range parseCounts(t, committedLines(t, out)) {
+		sum += c.Count
+	}
+	if sum != n {
+		t.Fatalf("counts sum to %d, want %d", sum, n)
+	}
+}
+
+// Records later than the window allows go to the lateSink: window counts and
+// late records together account for every record.
+func TestLateSideOutput(t *testing.T) {
+	const n = 20000
+	dir := t.TempDir()
+	out, late := filepath.Join(dir, "out"), filepath.Join(dir, "late")
+	spec := boundedSpec("late", out, n, "3s", "100ms", 1) + "lateSink:\n  type: file\n  file:\n    path: " + late + "\n"
+	if err := RunMaster(context.Background(), masterOpts(t, dir, writeSpecFile(t, dir, spec))); err != nil {
+		t.Fatal(err)
+	}
+	var counted int64
+	for _, c := range parseCounts(t, committedLines(t, out)) {
+		counted += c.Count
+	}
+	lateLines := committedLines(t, late)
+	if len(lateLines) == 0 {
+		t.Fatal("no record was late: the test does not exercise the side output")
+	}
+	var rec struct {
+		Key   string  `json:"key"`
+		Value float64 `json:"value"`
+		TS    int64   `json:"ts"`
+	}
+	if err := json.Unmarshal([]byte(lateLines[0]), &rec); err != nil || rec.Key == "" || rec.TS == 0 {
+		t.Fatalf("late record %q: %v", lateLines[0], err)
+	}
+	if counted+int64(len(lateLines)) != n {
+		t.Fatalf("%d counted + %d late = %d, want %d", counted, len(lateLines), counted+int64(len(lateLines)), n)
+	}
+}
