@@ -848,17 +848,23 @@ func (t *keyedTask) handle(m message) (done bool, err error) {
 }
 
 // advance moves the operator's watermark to the least watermark of the
-// inputs that are not idle.
+// inputs that are not idle. Once every input is idle none of them will hold
+// the others back any more, so the greatest watermark of all inputs is
+// flushed, as Flink's watermark valve does.
 func (t *keyedTask) advance() error {
-	wm, any := WatermarkMax, false
+	wm, any, highest := WatermarkMax, false, WatermarkNone
 	for i, w := range t.wm {
+		highest = max(highest, w)
 		if t.idle[i] {
 			continue
 		}
 		any = true
 		wm = min(wm, w)
 	}
-	if !any || wm <= t.cur {
+	if !any {
+		wm = highest
+	}
+	if wm <= t.cur {
 		return nil
 	}
 	t.cur = wm

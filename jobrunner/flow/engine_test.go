@@ -433,3 +433,51 @@ func TestPlanValidate(t *testing.T) {
 		}
 	}
 }
+
+// The valve between source subtasks and a keyed subtask: the least watermark
+// of the active inputs, and when the last active input goes idle, the
+// greatest watermark of all of them.
+func TestKeyedWatermarkValve(t *testing.T) {
+	var wms []int64
+	op := &countOp{counts: state.NewTable[int64, int64](state.KeyGroupRange{Start: 0, End: 7}), wms: &wms}
+	k := &keyedTask{op: op, st: &SubtaskStats{}, cur: WatermarkNone,
+		wm: []int64{WatermarkNone, WatermarkNone, WatermarkNone}, idle: make([]bool, 3), ended: make([]bool, 3),
+		blocked: make([]bool, 3), stash: make([][]message, 3)}
+	steps := []struct {
+		m    message
+		want int64
+	}{
+		{message{kind: msgWatermark, from: 0, wm: 100}, WatermarkNone}, // inputs 1 and 2 have none yet
+		{message{kind: msgWatermark, from: 1, wm: 300}, WatermarkNone},
+		{message{kind: msgWatermark, from: 2, wm: 200}, 100},
+		{message{kind: msgIdle, from: 0}, 200}, // the least active input is 2
+		{message{kind: msgIdle, from: 2}, 300}, // only input 1 is active
+		{message{kind: msgWatermark, from: 1, wm: 350}, 350},
+		{message{kind: msgIdle, from: 1}, 350},               // all idle: the greatest, already out
+		{message{kind: msgWatermark, from: 0, wm: 120}, 350}, // input 0 is back, behind: never goes back
+		{message{kind: msgWatermark, from: 0, wm: 500}, 500},
+	}
+	for i, s := range steps {
+		if _, err := k.handle(s.m); err != nil {
+			t.Fatal(err)
+		}
+		if k.cur != s.want {
+			t.Fatalf("step %d (%+v): watermark %d, want %d", i, s.m, k.cur, s.want)
+		}
+	}
+
+	// The last active input goes idle while behind the others: their
+	// greatest watermark is flushed.
+	k = &keyedTask{op: op, st: &SubtaskStats{}, cur: WatermarkNone,
+		wm: []int64{WatermarkNone, WatermarkNone}, idle: make([]bool, 2), ended: make([]bool, 2),
+		blocked: make([]bool, 2), stash: make([][]message, 2)}
+	for _, m := range []message{{kind: msgWatermark, from: 0, wm: 997}, {kind: msgWatermark, from: 1, wm: 3997},
+		{kind: msgIdle, from: 1}, {kind: msgIdle, from: 0}} {
+		if _, err := k.handle(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k.cur != 3997 {
+		t.Fatalf("all inputs idle: watermark %d, want 3997", k.cur)
+	}
+}
