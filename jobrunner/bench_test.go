@@ -20,7 +20,7 @@ const (
 // discardSink sums the counts it is given (field 3 of a window result).
 type discardSink struct{ n int64 }
 
-func (d *discardSink) Emit(r *flow.Record) error      { d.n += r.Row[3].I; return nil }
+func (d *discardSink) Emit(r *flow.Record) error      { d.n += r.Row[3].Int(); return nil }
 func (d *discardSink) Snapshot(int64) ([]byte, error) { return []byte{}, nil }
 func (d *discardSink) Commit(int64) error             { return nil }
 func (d *discardSink) Close() error                   { return nil }
@@ -54,7 +54,7 @@ sink: {type: stdout}
 	for i := 0; i < b.N; i++ {
 		sink := &discardSink{}
 		plan := flow.Plan{
-			MaxParallelism: 128, SourceParallelism: 1, Source: benchDatagen(b), KeyedParallelism: 1, BatchSize: 1024,
+			MaxParallelism: 128, SourceParallelism: 1, Source: benchDatagen(b), KeyedParallelism: 1,
 			Chain: func(out flow.Emitter) (flow.Emitter, error) { return ops.stages[0](out) },
 			Keyed: func(kgs state.KeyGroupRange, out, late flow.Emitter) (flow.KeyedOperator, error) {
 				return flow.NewWindowOperator(ops.window, ops.aggs, ops.windowIn, kgs, out, late)

@@ -16,7 +16,21 @@ const (
 // KeyGroup returns the key group of key: a hash stable across processes and
 // versions (xxhash64), modulo maxParallelism.
 func KeyGroup(key string, maxParallelism int) int {
-	return int(xxhash.Sum64String(key) % uint64(maxParallelism))
+	return KeyGroupOfHash(KeyHash(key), maxParallelism)
+}
+
+// KeyHash is the hash of key that its key group derives from. Key-by
+// computes it once and records carry it, so that keyed state can index keys
+// without hashing them again.
+func KeyHash(key string) uint64 { return xxhash.Sum64String(key) }
+
+// KeyGroupOfHash is the key group of a key whose KeyHash is h.
+func KeyGroupOfHash(h uint64, maxParallelism int) int {
+	m := uint64(maxParallelism)
+	if m&(m-1) == 0 { // a power of two, as by default: a mask, not a division
+		return int(h & (m - 1))
+	}
+	return int(h % m)
 }
 
 // KeyGroupRange is the inclusive range [Start, End] of key groups a subtask owns.

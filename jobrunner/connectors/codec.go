@@ -145,7 +145,7 @@ func (d *decoder) eventTime(row []flow.Value) (int64, error) {
 	name := d.schema.Names[d.timeIdx]
 	switch v.Kind {
 	case flow.KindInt:
-		return v.I, nil
+		return v.Int(), nil
 	case flow.KindString:
 		t, err := time.Parse(time.RFC3339Nano, v.S)
 		if err != nil {
@@ -390,17 +390,17 @@ func appendJSON(b []byte, names []string, row []flow.Value) []byte {
 func appendJSONValue(b []byte, v flow.Value) []byte {
 	switch v.Kind {
 	case flow.KindInt:
-		return strconv.AppendInt(b, v.I, 10)
+		return strconv.AppendInt(b, v.Int(), 10)
 	case flow.KindFloat:
-		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
+		if math.IsNaN(v.Float()) || math.IsInf(v.Float(), 0) {
 			return append(b, "null"...)
 		}
-		return strconv.AppendFloat(b, v.F, 'g', -1, 64)
+		return strconv.AppendFloat(b, v.Float(), 'g', -1, 64)
 	case flow.KindString:
 		s, _ := json.Marshal(v.S) // valid UTF-8 and HTML-safe escaping
 		return append(b, s...)
 	case flow.KindBool:
-		return strconv.AppendBool(b, v.I != 0)
+		return strconv.AppendBool(b, v.Int() != 0)
 	}
 	return append(b, "null"...)
 }
@@ -415,7 +415,7 @@ func appendCSV(b []byte, row []flow.Value) []byte {
 		case flow.KindString:
 			b = appendCSVCell(b, v.S)
 		case flow.KindFloat:
-			b = strconv.AppendFloat(b, v.F, 'g', -1, 64)
+			b = strconv.AppendFloat(b, v.Float(), 'g', -1, 64)
 		case flow.KindNull:
 		default:
 			b = append(b, v.KeyString()...)

@@ -142,12 +142,12 @@ func TestDatagenDistributions(t *testing.T) {
 		keys = map[string]int{}
 		lo, hi = math.Inf(1), math.Inf(-1)
 		for i, r := range recs {
-			v := r.Row[1].F
+			v := r.Row[1].Float()
 			mean += v / n
 			lo, hi = min(lo, v), max(hi, v)
 			keys[r.Row[0].S]++
-			if r.Row[2].I != r.Time {
-				t.Fatalf("ts field %d differs from record time %d", r.Row[2].I, r.Time)
+			if r.Row[2].Int() != r.Time {
+				t.Fatalf("ts field %d differs from record time %d", r.Row[2].Int(), r.Time)
 			}
 			base := cfg.StartTime + int64(i)
 			if cfg.Rate > 0 {

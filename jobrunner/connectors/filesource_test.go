@@ -33,7 +33,7 @@ func openFileSource(t *testing.T, cfg FileConfig, index, par int, state []byte) 
 func ids(recs []rec) []int64 {
 	out := make([]int64, len(recs))
 	for i, r := range recs {
-		out[i] = r.Row[0].I
+		out[i] = r.Row[0].Int()
 	}
 	return out
 }

@@ -91,7 +91,7 @@ func putBatch(b *batchBuf) { batchPool.Put(b) }
 func (b *batchBuf) add(r *Record) {
 	start := len(b.vals)
 	b.vals = append(b.vals, r.Row...)
-	b.Records = append(b.Records, Record{Time: r.Time, Key: r.Key, KeyGroup: r.KeyGroup, Row: b.vals[start:len(b.vals):len(b.vals)]})
+	b.Records = append(b.Records, Record{Time: r.Time, Key: r.Key, KeyHash: r.KeyHash, KeyGroup: r.KeyGroup, Row: b.vals[start:len(b.vals):len(b.vals)]})
 }
 
 // SubtaskStats are the counters of one subtask, safe to read while it runs.
@@ -125,6 +125,9 @@ type Engine struct {
 
 	SourceStats []*SubtaskStats
 	KeyedStats  []*SubtaskStats
+
+	// owner is the keyed subtask of each key group.
+	owner []int32
 
 	ckMu    sync.Mutex
 	wg      sync.WaitGroup
@@ -163,6 +166,12 @@ func Start(ctx context.Context, plan Plan, snap *Snapshot) (*Engine, error) {
 		done:        make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(ctx)
+	if plan.KeyedParallelism > 0 {
+		e.owner = make([]int32, plan.MaxParallelism)
+		for kg := range e.owner {
+			e.owner[kg] = int32(state.SubtaskForKeyGroup(plan.MaxParallelism, plan.KeyedParallelism, kg))
+		}
+	}
 	for i := 0; i < plan.KeyedParallelism; i++ {
 		e.keyCtl = append(e.keyCtl, make(chan control, 4))
 		e.keyIn = append(e.keyIn, make(chan message, plan.ChannelCapacity))
@@ -391,15 +400,24 @@ func (e *Engine) broadcast(m message, st *SubtaskStats) error {
 	return nil
 }
 
-// countingSink counts what reaches a sink.
+// countingSink counts what reaches a sink, publishing the count to pub
+// when its task calls publish: one atomic add per batch, not per record.
 type countingSink struct {
 	Sink
-	n *atomic.Int64
+	n   int64
+	pub *atomic.Int64
 }
 
-func (c countingSink) Emit(r *Record) error {
-	c.n.Add(1)
+func (c *countingSink) Emit(r *Record) error {
+	c.n++
 	return c.Sink.Emit(r)
+}
+
+func (c *countingSink) publish() {
+	if c != nil && c.n != 0 {
+		c.pub.Add(c.n)
+		c.n = 0
+	}
 }
 
 func openSinks(p *Plan, index, par int, snap *Snapshot) (Sink, Sink, error) {
@@ -468,6 +486,7 @@ type sourceTask struct {
 	// With a keyed stage: one buffer per keyed subtask. Without: the sinks.
 	bufs       []*batchBuf
 	sink, late Sink
+	counted    *countingSink // the sink, counted; nil with a keyed stage
 
 	maxTs      int64
 	wm         int64
@@ -496,13 +515,14 @@ func (e *Engine) openSource(i int, snap *Snapshot) (*sourceTask, error) {
 		for j := range t.bufs {
 			t.bufs[j] = getBatch()
 		}
-		out = EmitterFunc(t.partition)
+		out = partitioner{t}
 	} else {
 		if t.sink, t.late, err = openSinks(&e.plan, i, e.plan.SourceParallelism, snap); err != nil {
 			src.Close()
 			return nil, err
 		}
-		out = countingSink{Sink: t.sink, n: &t.st.SinkRecords}
+		t.counted = &countingSink{Sink: t.sink, pub: &t.st.SinkRecords}
+		out = t.counted
 	}
 	t.head = out
 	if e.plan.Chain != nil {
@@ -521,12 +541,17 @@ func (t *sourceTask) close() {
 	}
 }
 
+// partitioner is the emitter at the end of a source subtask's chain: it
+// routes each record to the keyed subtask owning its key group.
+type partitioner struct{ t *sourceTask }
+
+func (p partitioner) Emit(r *Record) error { return p.t.partition(r) }
+
 // partition routes a record to the keyed subtask owning its key group.
 func (t *sourceTask) partition(r *Record) error {
-	j := state.SubtaskForKeyGroup(t.e.plan.MaxParallelism, t.e.plan.KeyedParallelism, r.KeyGroup)
+	j := int(t.e.owner[r.KeyGroup])
 	b := t.bufs[j]
 	b.add(r)
-	t.st.RecordsOut.Add(1)
 	if len(b.Records) >= t.e.plan.BatchSize {
 		return t.flushOne(j)
 	}
@@ -539,6 +564,7 @@ func (t *sourceTask) flushOne(j int) error {
 		return nil
 	}
 	t.bufs[j] = getBatch()
+	t.st.RecordsOut.Add(int64(len(b.Records)))
 	return t.e.send(j, message{kind: msgData, from: t.index, batch: b}, t.st)
 }
 
@@ -601,6 +627,7 @@ func (t *sourceTask) run() (err error) {
 		}
 		now := p.Clock()
 		nowMs := now.UnixMilli()
+		t.st.RecordsIn.Add(int64(len(recs)))
 		for i := range recs {
 			r := &recs[i]
 			if p.Watermarks.ProcessingTime {
@@ -609,11 +636,11 @@ func (t *sourceTask) run() (err error) {
 			if r.Time > t.maxTs {
 				t.maxTs = r.Time
 			}
-			t.st.RecordsIn.Add(1)
 			if err := t.head.Emit(r); err != nil {
 				return fmt.Errorf("source subtask %d: %w", t.index, err)
 			}
 		}
+		t.counted.publish()
 		if len(recs) > 0 {
 			t.lastRecord = now
 		}
@@ -714,6 +741,7 @@ type keyedTask struct {
 	kgs        state.KeyGroupRange
 	op         KeyedOperator
 	sink, late Sink
+	counted    *countingSink
 	st         *SubtaskStats
 
 	wm      []int64
@@ -742,7 +770,8 @@ func (e *Engine) openKeyed(j int, snap *Snapshot) (*keyedTask, error) {
 	if t.late != nil {
 		late = t.late
 	}
-	if t.op, err = e.plan.Keyed(t.kgs, countingSink{Sink: t.sink, n: &t.st.SinkRecords}, late); err != nil {
+	t.counted = &countingSink{Sink: t.sink, pub: &t.st.SinkRecords}
+	if t.op, err = e.plan.Keyed(t.kgs, t.counted, late); err != nil {
 		t.close()
 		return nil, fmt.Errorf("keyed subtask %d: %w", j, err)
 	}
@@ -794,6 +823,7 @@ func (t *keyedTask) run() (err error) {
 			}
 		case m := <-in:
 			done, err := t.handle(m)
+			t.counted.publish()
 			if err != nil {
 				return fmt.Errorf("keyed subtask %d: %w", t.index, err)
 			}

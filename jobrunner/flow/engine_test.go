@@ -66,7 +66,8 @@ func keyByChain(maxP int) Chain {
 	return func(out Emitter) (Emitter, error) {
 		return EmitterFunc(func(r *Record) error {
 			r.Key = r.Row[0].S
-			r.KeyGroup = state.KeyGroup(r.Key, maxP)
+			r.KeyHash = state.KeyHash(r.Key)
+			r.KeyGroup = state.KeyGroupOfHash(r.KeyHash, maxP)
 			return out.Emit(r)
 		}), nil
 	}
@@ -154,7 +155,7 @@ type testSink struct {
 }
 
 func (s *testSink) Emit(r *Record) error {
-	s.inprog = append(s.inprog, fmt.Sprintf("%s=%d", r.Row[0].S, r.Row[1].I))
+	s.inprog = append(s.inprog, fmt.Sprintf("%s=%d", r.Row[0].S, r.Row[1].Int()))
 	return nil
 }
 

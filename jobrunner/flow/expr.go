@@ -275,7 +275,7 @@ func (f *Filter) Process(r *Record) error {
 	if v.Kind != KindBool {
 		return fmt.Errorf("flow: filter expression %q: result is %v, want bool", f.c.src, v.Kind)
 	}
-	if v.I == 0 {
+	if v.Int() == 0 {
 		return nil
 	}
 	return f.out.Emit(r)
@@ -373,11 +373,11 @@ func (m *Map) Process(r *Record) error {
 		// constant at run time (and int/uint widths vary); settle on the
 		// schema's kind.
 		if m.cols[i].kind == KindFloat && v.Kind == KindInt {
-			v = Float(float64(v.I))
+			v = Float(float64(v.Int()))
 		}
 		row[i] = v
 	}
-	m.rec.Time, m.rec.Key, m.rec.KeyGroup = r.Time, r.Key, r.KeyGroup
+	m.rec.Time, m.rec.Key, m.rec.KeyHash, m.rec.KeyGroup = r.Time, r.Key, r.KeyHash, r.KeyGroup
 	return m.out.Emit(&m.rec)
 }
 
@@ -450,7 +450,7 @@ func (f *FlatMap) Process(r *Record) error {
 			f.rec.Row[f.as] = String(part)
 			// Reset per part: a downstream key-by sets Key/KeyGroup on the
 			// record it is handed.
-			f.rec.Time, f.rec.Key, f.rec.KeyGroup = r.Time, r.Key, r.KeyGroup
+			f.rec.Time, f.rec.Key, f.rec.KeyHash, f.rec.KeyGroup = r.Time, r.Key, r.KeyHash, r.KeyGroup
 			if err := f.out.Emit(&f.rec); err != nil {
 				return err
 			}
@@ -506,6 +506,7 @@ func (k *KeyBy) Process(r *Record) error {
 		}
 	}
 	r.Key = v.KeyString()
-	r.KeyGroup = state.KeyGroup(r.Key, k.maxPar)
+	r.KeyHash = state.KeyHash(r.Key)
+	r.KeyGroup = state.KeyGroupOfHash(r.KeyHash, k.maxPar)
 	return k.out.Emit(r)
 }

@@ -71,7 +71,7 @@ func TestFilter(t *testing.T) {
 			}
 			var got []int64
 			for _, r := range c.recs {
-				got = append(got, r.Row[0].I)
+				got = append(got, r.Row[0].Int())
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("passed %v, want %v", got, tt.want)

@@ -48,33 +48,50 @@ func ParseKind(s string) (Kind, error) {
 }
 
 // Value is one field of a record. It is a small struct rather than an
-// interface so that records carry numbers without allocating.
+// interface so that records carry numbers without allocating, and numbers
+// share one word so that a value is 32 bytes: rows are copied between
+// subtasks.
 type Value struct {
 	Kind Kind
-	I    int64   // KindInt, and KindBool (0 or 1)
-	F    float64 // KindFloat
-	S    string  // KindString
+	n    uint64 // KindInt and KindBool (0 or 1): the int64; KindFloat: the float64's bits
+	S    string // KindString
 }
 
 // Int, Float, String, Bool and Null build values.
-func Int(i int64) Value     { return Value{Kind: KindInt, I: i} }
-func Float(f float64) Value { return Value{Kind: KindFloat, F: f} }
+func Int(i int64) Value     { return Value{Kind: KindInt, n: uint64(i)} }
+func Float(f float64) Value { return Value{Kind: KindFloat, n: math.Float64bits(f)} }
 func String(s string) Value { return Value{Kind: KindString, S: s} }
 func Null() Value           { return Value{} }
 func Bool(b bool) Value {
 	if b {
-		return Value{Kind: KindBool, I: 1}
+		return Value{Kind: KindBool, n: 1}
 	}
 	return Value{Kind: KindBool}
+}
+
+// Int is the number of a KindInt value, 1 or 0 for a KindBool, else 0.
+func (v Value) Int() int64 {
+	if v.Kind == KindFloat {
+		return 0
+	}
+	return int64(v.n)
+}
+
+// Float is the number of a KindFloat value, else 0.
+func (v Value) Float() float64 {
+	if v.Kind != KindFloat {
+		return 0
+	}
+	return math.Float64frombits(v.n)
 }
 
 // Number returns the value as a float64, and false if it is not numeric.
 func (v Value) Number() (float64, bool) {
 	switch v.Kind {
 	case KindInt:
-		return float64(v.I), true
+		return float64(v.Int()), true
 	case KindFloat:
-		return v.F, true
+		return v.Float(), true
 	}
 	return 0, false
 }
@@ -84,13 +101,13 @@ func (v Value) Number() (float64, bool) {
 func (v Value) Any() any {
 	switch v.Kind {
 	case KindInt:
-		return v.I
+		return v.Int()
 	case KindFloat:
-		return v.F
+		return v.Float()
 	case KindString:
 		return v.S
 	case KindBool:
-		return v.I != 0
+		return v.Int() != 0
 	}
 	return nil
 }
@@ -122,16 +139,16 @@ func FromAny(x any) (Value, error) {
 func (v Value) KeyString() string {
 	switch v.Kind {
 	case KindInt:
-		return strconv.FormatInt(v.I, 10)
+		return strconv.FormatInt(v.Int(), 10)
 	case KindFloat:
-		if v.F == math.Trunc(v.F) && math.Abs(v.F) < 1e15 {
-			return strconv.FormatInt(int64(v.F), 10)
+		if v.Float() == math.Trunc(v.Float()) && math.Abs(v.Float()) < 1e15 {
+			return strconv.FormatInt(int64(v.Float()), 10)
 		}
-		return strconv.FormatFloat(v.F, 'g', -1, 64)
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	case KindString:
 		return v.S
 	case KindBool:
-		return strconv.FormatBool(v.I != 0)
+		return strconv.FormatBool(v.Int() != 0)
 	}
 	return ""
 }
@@ -168,8 +185,9 @@ func (s *Schema) Index(name string) (int, bool) {
 type Record struct {
 	// Time is the record's event time (or processing time) in epoch ms.
 	Time int64
-	// Key and KeyGroup are set by key-by.
+	// Key, KeyHash (state.KeyHash of Key) and KeyGroup are set by key-by.
 	Key      string
+	KeyHash  uint64
 	KeyGroup int
 	// Row holds the fields, in the order of the stream's schema.
 	Row []Value

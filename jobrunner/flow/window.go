@@ -20,6 +20,7 @@ const (
 var (
 	ErrWindowConfig = errors.New("flow: invalid window config")
 	ErrKeyGroup     = errors.New("flow: key group outside the operator's range")
+	ErrKeyHash      = errors.New("flow: record key hash does not match its key")
 )
 
 // WindowConfig describes event-time windows. Times are in ms.
@@ -129,10 +130,14 @@ func windowStart(t, size int64) int64 {
 // Session windows of one key merge when they overlap or touch, merging their
 // accumulators.
 //
-// Window state lives in a state.Table addressed by key group, window and key;
-// the operator keeps no other keyed state, so a key group's snapshot holds
-// everything needed to rebuild it (timers included). Timers are buckets of
-// (key group, key, window) per timestamp with a min-heap of timestamps, so a
+// Tumbling and sliding window state lives in a map from key to the key's
+// windows, and each window has a pane listing its entries, with
+// one fire and one cleanup timer per window: a record costs one map lookup,
+// and firing walks the window's list. Session state lives in a state.Table addressed by key
+// group, window and key, with timers per (key, window), since sessions are
+// per key and merge. The operator keeps no other keyed state, so a key
+// group's snapshot holds everything needed to rebuild it (timers included).
+// Timers are buckets per timestamp with a min-heap of timestamps, so a
 // watermark costs O(timers due), not O(state).
 //
 // A WindowOperator belongs to one task goroutine. Records passed to Process
@@ -148,14 +153,27 @@ type WindowOperator struct {
 	out  Emitter
 	late Emitter
 
-	accs *state.Table[window, *windowAcc]
-	// sessions lists each key's session windows; nil unless session.
+	// Tumbling and sliding windows keep their state in panes, one per
+	// window; sessions, which are per key and merge, in accs and sessions.
+	keys        keyTable
+	groupKeys   [][]*keyState // the keys of each key group, by key group - kgs.Start
+	idleKeys    int           // keys with no window
+	panes       map[window]*pane
+	lastPane    *pane
+	paneEntries int
+	freePanes   []*pane
+	accs        *state.Table[window, *windowAcc]
+	// sessions lists each key's session windows.
 	sessions *state.Table[struct{}, *sessionSet]
-	timers   timerService
-	wm       int64
-	free     []*windowAcc
-	outRec   Record
-	stats    WindowStats
+
+	// lastTumbling is the window of the last record, to spare the division.
+	lastTumbling window
+
+	timers timerService
+	wm     int64
+	free   []*windowAcc
+	outRec Record
+	stats  WindowStats
 }
 
 // sessionSet is the session windows of one key; they never intersect.
@@ -203,7 +221,6 @@ func NewWindowOperator(cfg WindowConfig, aggs []AggConfig, in *Schema, kgs state
 		kgs:    kgs,
 		out:    out,
 		late:   late,
-		accs:   state.NewTable[window, *windowAcc](kgs),
 		wm:     math.MinInt64,
 		outRec: Record{Row: make([]Value, len(names))},
 	}
@@ -215,7 +232,13 @@ func NewWindowOperator(cfg WindowConfig, aggs []AggConfig, in *Schema, kgs state
 		o.kind = kindSliding
 	case WindowSession:
 		o.kind = kindSession
+	}
+	if o.kind == kindSession {
+		o.accs = state.NewTable[window, *windowAcc](kgs)
 		o.sessions = state.NewTable[struct{}, *sessionSet](kgs)
+	} else {
+		o.panes = map[window]*pane{}
+		o.groupKeys = make([][]*keyState, kgs.Len())
 	}
 	return o, nil
 }
@@ -231,7 +254,11 @@ func (o *WindowOperator) CurrentWatermark() int64 { return o.wm }
 // Stats returns the counters.
 func (o *WindowOperator) Stats() WindowStats {
 	s := o.stats
-	s.StateEntries = int64(o.accs.Len())
+	if o.accs != nil {
+		s.StateEntries = int64(o.accs.Len())
+	} else {
+		s.StateEntries = int64(o.paneEntries)
+	}
 	return s
 }
 
@@ -264,12 +291,16 @@ func (o *WindowOperator) Process(r *Record) error {
 	}
 	switch o.kind {
 	case kindTumbling:
-		start := windowStart(r.Time, o.cfg.Size)
-		w := window{start, start + o.cfg.Size}
+		w := o.lastTumbling
+		if r.Time < w.Start || r.Time >= w.End { // most records fall in the last record's window
+			start := windowStart(r.Time, o.cfg.Size)
+			w = window{start, start + o.cfg.Size}
+			o.lastTumbling = w
+		}
 		if o.windowLate(w) {
 			return o.lateRecord(r)
 		}
-		return o.add(r, w)
+		return o.addPane(r, w)
 	case kindSliding:
 		// Flink's order: the latest window first.
 		skipped := true
@@ -279,7 +310,7 @@ func (o *WindowOperator) Process(r *Record) error {
 				continue
 			}
 			skipped = false
-			if err := o.add(r, w); err != nil {
+			if err := o.addPane(r, w); err != nil {
 				return err
 			}
 		}
@@ -301,22 +332,6 @@ func (o *WindowOperator) lateRecord(r *Record) error {
 	}
 	o.stats.LateSideOutput++
 	return o.late.Emit(r)
-}
-
-// add accumulates r into window w of its key, creating the state (and its
-// timers) on the first record, and re-fires w if it has already fired.
-func (o *WindowOperator) add(r *Record, w window) error {
-	acc, ok := o.accs.Get(r.KeyGroup, w, r.Key)
-	if !ok {
-		// Clone: r.Key may share memory with a large input buffer that state
-		// must not pin.
-		key := strings.Clone(r.Key)
-		acc = o.newAcc()
-		o.accs.Put(r.KeyGroup, w, key, acc)
-		o.registerWindow(r.KeyGroup, key, w, acc)
-	}
-	o.accumulate(acc, r)
-	return o.fireIfPast(r.KeyGroup, r.Key, w, acc)
 }
 
 // fireIfPast is the EventTimeTrigger's onElement: a window whose end the
@@ -442,8 +457,10 @@ func (o *WindowOperator) addSession(r *Record) error {
 
 // Watermark advances event time and fires and purges the windows whose
 // timers are due. Timers due at the same time run in (window start, window
-// end, key group, key) order, so output does not depend on arrival order or
-// on the operator's key-group range. The caller forwards the watermark downstream afterwards.
+// end, key group, key) order; a tumbling or sliding window fires its keys in
+// the order they arrived (after a restore, key group by key group in key
+// order). The caller forwards the watermark
+// downstream afterwards.
 func (o *WindowOperator) Watermark(wm int64) error {
 	if wm > o.wm {
 		o.wm = wm
@@ -463,6 +480,9 @@ func (o *WindowOperator) Watermark(wm int64) error {
 }
 
 func (o *WindowOperator) onTimer(e *timerEntry) error {
+	if e.kg == paneTimer {
+		return o.onPaneTimer(e)
+	}
 	kg := int(e.kg)
 	acc, ok := o.accs.Get(kg, e.w, e.key)
 	if !ok {
@@ -488,9 +508,6 @@ func (o *WindowOperator) purge(kg int, key string, w window, acc *windowAcc) {
 	}
 	o.accs.Delete(kg, w, key)
 	o.freeAcc(acc)
-	if o.sessions == nil {
-		return
-	}
 	set, ok := o.sessions.Get(kg, struct{}{}, key)
 	if !ok {
 		return

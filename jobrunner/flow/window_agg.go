@@ -168,9 +168,9 @@ func (o *WindowOperator) freeAcc(a *windowAcc) {
 func intOf(v Value) (int64, bool) {
 	switch v.Kind {
 	case KindInt:
-		return v.I, true
+		return v.Int(), true
 	case KindFloat: // only if a record breaks its schema
-		return int64(v.F), true
+		return int64(v.Float()), true
 	}
 	return 0, false
 }

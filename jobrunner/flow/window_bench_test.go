@@ -43,7 +43,7 @@ func benchTumblingCount(b *testing.B, perKeyWindow int) {
 	recs := make([]Record, nKeys)
 	for i := range recs {
 		k := fmt.Sprintf("user-%d", i)
-		recs[i] = Record{Key: k, KeyGroup: state.KeyGroup(k, maxPar), Row: []Value{String(k)}}
+		recs[i] = Record{Key: k, KeyHash: state.KeyHash(k), KeyGroup: state.KeyGroup(k, maxPar), Row: []Value{String(k)}}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

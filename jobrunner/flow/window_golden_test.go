@@ -3,6 +3,7 @@ package flow
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -114,14 +115,14 @@ func (l inputLine) record(t testing.TB, in *Schema) Record {
 func formatValue(v Value) string {
 	switch v.Kind {
 	case KindInt:
-		return strconv.FormatInt(v.I, 10)
+		return strconv.FormatInt(v.Int(), 10)
 	case KindFloat:
-		return strconv.FormatFloat(v.F, 'g', -1, 64)
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	case KindString:
 		b, _ := json.Marshal(v.S)
 		return string(b)
 	case KindBool:
-		return strconv.FormatBool(v.I != 0)
+		return strconv.FormatBool(v.Int() != 0)
 	}
 	return "null"
 }
@@ -156,7 +157,27 @@ type windowRun struct {
 	op       *WindowOperator
 	out      []string
 	firing   bool
+	fired    []firedResult
 	restores int
+}
+
+// firedResult is a result emitted by a watermark. The results of one
+// watermark are written in (window start, window end, key) order: within a
+// key group the operator fires keys in arrival order, which a restore
+// changes.
+type firedResult struct {
+	start, end int64
+	key, line  string
+}
+
+func (w *windowRun) flushFired() {
+	slices.SortFunc(w.fired, func(a, b firedResult) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end), strings.Compare(a.key, b.key))
+	})
+	for _, f := range w.fired {
+		w.out = append(w.out, f.line)
+	}
+	w.fired = w.fired[:0]
 }
 
 func (w *windowRun) newOperator() *WindowOperator {
@@ -170,14 +191,14 @@ func (w *windowRun) newOperator() *WindowOperator {
 	}
 	var op *WindowOperator
 	out := EmitterFunc(func(r *Record) error {
-		if r.Time != r.Row[1].I-1 || r.Key != r.Row[2].S || r.KeyGroup != state.KeyGroup(r.Key, goldenMaxParallelism) {
+		if r.Time != r.Row[1].Int()-1 || r.Key != r.Row[2].S || r.KeyGroup != state.KeyGroup(r.Key, goldenMaxParallelism) {
 			w.t.Errorf("result record time/key/group %d/%q/%d do not match %s", r.Time, r.Key, r.KeyGroup, formatRecord(op.OutSchema(), r, false))
 		}
-		what := "refire"
 		if w.firing {
-			what = "fire"
+			w.fired = append(w.fired, firedResult{r.Row[0].Int(), r.Row[1].Int(), r.Key, "fire " + formatRecord(op.OutSchema(), r, false)})
+			return nil
 		}
-		w.out = append(w.out, what+" "+formatRecord(op.OutSchema(), r, false))
+		w.out = append(w.out, "refire "+formatRecord(op.OutSchema(), r, false))
 		return nil
 	})
 	op, err := NewWindowOperator(w.gc.Window, w.gc.Aggregates, w.in, w.kgs, out, late)
@@ -204,6 +225,7 @@ func (w *windowRun) run(lines []inputLine, restoreEachWatermark bool) {
 				w.t.Fatal(err)
 			}
 			w.firing = false
+			w.flushFired()
 			if restoreEachWatermark {
 				w.restore()
 			}
@@ -215,7 +237,19 @@ func (w *windowRun) run(lines []inputLine, restoreEachWatermark bool) {
 		}
 	}
 	s := w.op.Stats()
-	if w.op.timers.len() < int(s.StateEntries) {
+	if w.op.panes != nil {
+		cleanups := 0
+		for _, b := range w.op.timers.buckets {
+			for _, e := range b.entries {
+				if e.kg == paneTimer && e.flags&timerCleanup != 0 {
+					cleanups++
+				}
+			}
+		}
+		if cleanups != len(w.op.panes) {
+			w.t.Errorf("%d cleanup timers queued for %d windows: some state would never be purged", cleanups, len(w.op.panes))
+		}
+	} else if w.op.timers.len() < int(s.StateEntries) {
 		w.t.Errorf("%d timers queued for %d state entries: some state would never be purged", w.op.timers.len(), s.StateEntries)
 	}
 	if restoreEachWatermark {

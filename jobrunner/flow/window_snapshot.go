@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tidewatch/tidewatch/state"
 	"io"
 	"math"
 	"slices"
@@ -56,10 +57,16 @@ func (o *WindowOperator) SnapshotKeyGroup(kg int, w io.Writer) error {
 		return fmt.Errorf("%w: key group %d, range %v", ErrKeyGroup, kg, o.kgs)
 	}
 	var entries []snapEntry
-	o.accs.Each(kg, func(e stateEntry, acc *windowAcc) bool {
-		entries = append(entries, snapEntry{key: e.Key, w: e.NS, acc: acc})
-		return true
-	})
+	if o.accs != nil {
+		o.accs.Each(kg, func(e stateEntry, acc *windowAcc) bool {
+			entries = append(entries, snapEntry{key: e.Key, w: e.NS, acc: acc})
+			return true
+		})
+	} else {
+		o.eachPaneEntry(kg, func(key string, w window, acc *windowAcc) {
+			entries = append(entries, snapEntry{key: key, w: w, acc: acc})
+		})
+	}
 	slices.SortFunc(entries, func(a, b snapEntry) int {
 		if c := strings.Compare(a.key, b.key); c != 0 {
 			return c
@@ -137,7 +144,11 @@ func (o *WindowOperator) RestoreKeyGroup(kg int, r io.Reader) error {
 		return fmt.Errorf("%w: key group %d, range %v", ErrKeyGroup, kg, o.kgs)
 	}
 	empty := true
-	o.accs.Each(kg, func(stateEntry, *windowAcc) bool { empty = false; return false })
+	if o.accs != nil {
+		o.accs.Each(kg, func(stateEntry, *windowAcc) bool { empty = false; return false })
+	} else {
+		o.eachPaneEntry(kg, func(string, window, *windowAcc) { empty = false })
+	}
 	if !empty {
 		return fmt.Errorf("flow: restore key group %d: it already has state", kg)
 	}
@@ -153,21 +164,30 @@ func (o *WindowOperator) RestoreKeyGroup(kg int, r io.Reader) error {
 		return fmt.Errorf("flow: restore key group %d: %w", kg, err)
 	}
 	for _, e := range entries {
-		o.accs.Put(kg, e.w, e.key, e.acc)
 		if !e.acc.fired {
 			o.stats.OpenWindows++
 		}
+		if o.panes != nil {
+			if _, _, err := o.keyWindowAcc(kg, e.key, state.KeyHash(e.key), e.w, e.acc); err != nil {
+				return err // not reached: the hash is computed here
+			}
+			if p := o.paneFor(e.w); !e.acc.fired {
+				o.queueFire(p)
+			} else {
+				o.queueCleanup(p) // fired with allowed lateness, restored without
+			}
+			continue
+		}
+		o.accs.Put(kg, e.w, e.key, e.acc)
 		// A fire timer only for windows not fired yet: fired ones must not
 		// emit again on the next watermark.
 		o.registerTimers(kg, e.key, e.w, !e.acc.fired)
-		if o.sessions != nil {
-			set, ok := o.sessions.Get(kg, struct{}{}, e.key)
-			if !ok {
-				set = &sessionSet{}
-				o.sessions.Put(kg, struct{}{}, e.key, set)
-			}
-			set.ws = append(set.ws, e.w)
+		set, ok := o.sessions.Get(kg, struct{}{}, e.key)
+		if !ok {
+			set = &sessionSet{}
+			o.sessions.Put(kg, struct{}{}, e.key, set)
 		}
+		set.ws = append(set.ws, e.w)
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func TestWindowRejectsForeignKeyGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Record{Key: "a", KeyGroup: 9, Row: []Value{String("a"), Int(1), Null()}}
+	r := Record{Key: "a", KeyHash: state.KeyHash("a"), KeyGroup: 9, Row: []Value{String("a"), Int(1), Null()}}
 	if err := op.Process(&r); !errors.Is(err, ErrKeyGroup) {
 		t.Errorf("err = %v, want ErrKeyGroup", err)
 	}
@@ -113,7 +113,7 @@ func TestWindowProcessDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Record{Time: 5, Key: "a", KeyGroup: state.KeyGroup("a", 128), Row: []Value{String("a"), Int(3), Null()}}
+	r := Record{Time: 5, Key: "a", KeyHash: state.KeyHash("a"), KeyGroup: state.KeyGroup("a", 128), Row: []Value{String("a"), Int(3), Null()}}
 	if err := op.Process(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestWindowFiredThenRestoredWithoutWatermark(t *testing.T) {
 	var out collect
 	a, _ := NewWindowOperator(cfg, []AggConfig{{Func: "count"}}, in, kgs, &out, nil)
 	rec := func(tm int64) *Record {
-		return &Record{Time: tm, Key: "k", KeyGroup: state.KeyGroup("k", 128), Row: []Value{String("k"), Int(1), Null()}}
+		return &Record{Time: tm, Key: "k", KeyHash: state.KeyHash("k"), KeyGroup: state.KeyGroup("k", 128), Row: []Value{String("k"), Int(1), Null()}}
 	}
 	mustNil(t, a.Process(rec(1)))
 	mustNil(t, a.Watermark(9))
@@ -157,7 +157,7 @@ func TestWindowFiredThenRestoredWithoutWatermark(t *testing.T) {
 		t.Fatalf("%d results before the watermark reached the window end, want only the original firing", len(out.recs))
 	}
 	mustNil(t, b.Watermark(50))
-	if len(out.recs) != 2 || out.recs[1].Row[3].I != 3 {
+	if len(out.recs) != 2 || out.recs[1].Row[3].Int() != 3 {
 		t.Fatalf("results %v, want a second firing with count 3", out.recs)
 	}
 
@@ -286,6 +286,7 @@ func (w *windowRun) continueRun(lines []inputLine) {
 			w.firing = true
 			mustNil(w.t, w.op.Watermark(*l.Watermark))
 			w.firing = false
+			w.flushFired()
 			continue
 		}
 		r := l.record(w.t, w.in)
@@ -306,7 +307,7 @@ func sampleSnapshot(t testing.TB) (cfg WindowConfig, aggs []AggConfig, kg int, s
 	kg = state.KeyGroup("k", 128)
 	for i, tm := range []int64{0, 300, 150, 50, 1000, 1050} {
 		u := String(fmt.Sprintf("u%d", i%3))
-		mustNil(t, op.Process(&Record{Time: tm, Key: "k", KeyGroup: kg, Row: []Value{String("k"), Int(int64(i)), u}}))
+		mustNil(t, op.Process(&Record{Time: tm, Key: "k", KeyHash: state.KeyHash("k"), KeyGroup: kg, Row: []Value{String("k"), Int(int64(i)), u}}))
 		if tm == 50 {
 			mustNil(t, op.Watermark(600)) // fires the merged [0,400)
 		}
@@ -384,10 +385,105 @@ func FuzzWindowRestore(f *testing.F) {
 		if err := op2.RestoreKeyGroup(kg, bytes.NewReader(again.Bytes())); err != nil {
 			t.Fatalf("re-snapshot of an accepted snapshot rejected: %v", err)
 		}
-		mustNil(t, op.Process(&Record{Time: 10, Key: "k", KeyGroup: kg, Row: []Value{String("k"), Int(1), String("x")}}))
+		mustNil(t, op.Process(&Record{Time: 10, Key: "k", KeyHash: state.KeyHash("k"), KeyGroup: kg, Row: []Value{String("k"), Int(1), String("x")}}))
 		mustNil(t, op.Watermark(math.MaxInt64))
 		if s := op.Stats(); s.StateEntries != 0 || s.OpenWindows != 0 {
 			t.Fatalf("state left after the final watermark: %+v", s)
 		}
 	})
+}
+
+// A window that fired in an operator with allowed lateness, restored into
+// one without, is purged at the next watermark rather than kept forever.
+func TestWindowFiredRestoredWithoutLateness(t *testing.T) {
+	in := goldenSchema(t, "int")
+	kgs := state.KeyGroupRange{Start: 0, End: 127}
+	kg := state.KeyGroup("k", 128)
+	var out collect
+	a, _ := NewWindowOperator(WindowConfig{Kind: WindowTumbling, Size: 10, AllowedLateness: 100}, []AggConfig{{Func: "count"}}, in, kgs, &out, nil)
+	mustNil(t, a.Process(&Record{Time: 1, Key: "k", KeyHash: state.KeyHash("k"), KeyGroup: kg, Row: []Value{String("k"), Int(1), Null()}}))
+	mustNil(t, a.Watermark(9))
+	var snap bytes.Buffer
+	mustNil(t, a.SnapshotKeyGroup(kg, &snap))
+
+	b, _ := NewWindowOperator(WindowConfig{Kind: WindowTumbling, Size: 10}, []AggConfig{{Func: "count"}}, in, kgs, &out, nil)
+	mustNil(t, b.RestoreKeyGroup(kg, &snap))
+	mustNil(t, b.Watermark(9))
+	if s := b.Stats(); s.StateEntries != 0 || len(b.panes) != 0 {
+		t.Errorf("after the watermark: %d entries in %d windows, want none", s.StateEntries, len(b.panes))
+	}
+	if len(out.recs) != 1 {
+		t.Errorf("%d results, want the one firing before the snapshot", len(out.recs))
+	}
+}
+
+// Keys that stop arriving are dropped from the key table once they are most
+// of it; the keys that remain keep their state and results.
+func TestWindowSweepsIdleKeys(t *testing.T) {
+	in := goldenSchema(t, "int")
+	kgs := state.KeyGroupRange{Start: 0, End: 127}
+	var out collect
+	op, _ := NewWindowOperator(WindowConfig{Kind: WindowTumbling, Size: 10}, []AggConfig{{Func: "count"}}, in, kgs, &out, nil)
+	rec := func(tm int64, key string) *Record {
+		return &Record{Time: tm, Key: key, KeyHash: state.KeyHash(key), KeyGroup: state.KeyGroup(key, 128), Row: []Value{String(key), Int(1), Null()}}
+	}
+	const many = 5000
+	for i := range many { // window [0,10): many keys
+		mustNil(t, op.Process(rec(int64(i%10), fmt.Sprint("k", i))))
+	}
+	for w := int64(1); w <= 3; w++ { // later windows: three keys, twice each
+		for _, k := range []string{"k1", "k2", "k3", "k1", "k2", "k3"} {
+			mustNil(t, op.Process(rec(w*10+1, k)))
+		}
+		mustNil(t, op.Watermark(w*10-1))
+	}
+	if op.keys.n > 10 {
+		t.Errorf("%d keys in the table after the many went idle, want the 3 active ones", op.keys.n)
+	}
+	mustNil(t, op.Watermark(1000))
+	counts := map[string]int64{}
+	for _, r := range out.recs {
+		counts[r.Row[2].S] += r.Row[3].Int()
+	}
+	if len(counts) != many || counts["k1"] != 1+2*3 || counts["k4"] != 1 {
+		t.Errorf("%d keys in results, k1 counted %d (want 7), k4 %d (want 1)", len(counts), counts["k1"], counts["k4"])
+	}
+	var total int64
+	for _, n := range counts {
+		total += n
+	}
+	if total != many+3*6 {
+		t.Errorf("counts sum to %d, want %d", total, many+3*6)
+	}
+}
+
+func TestKeyTable(t *testing.T) {
+	var kt keyTable
+	if kt.get(1, "x") != nil {
+		t.Fatal("found a key in an empty table")
+	}
+	var all []*keyState
+	for i := range 10000 {
+		k := fmt.Sprint("key-", i)
+		h := state.KeyHash(k)
+		if i%7 == 0 {
+			h = 42 // collisions: probing must compare keys
+		}
+		ks := &keyState{key: k, hash: h}
+		kt.put(ks)
+		all = append(all, ks)
+	}
+	for _, ks := range all {
+		if got := kt.get(ks.hash, ks.key); got != ks {
+			t.Fatalf("get(%q) = %v", ks.key, got)
+		}
+	}
+	if kt.get(42, "absent") != nil || kt.get(state.KeyHash("absent"), "absent") != nil {
+		t.Error("found an absent key")
+	}
+	kt.reset(2)
+	kt.put(all[3])
+	if kt.n != 1 || kt.get(all[3].hash, all[3].key) != all[3] || kt.get(all[4].hash, all[4].key) != nil {
+		t.Error("reset table wrong")
+	}
 }

@@ -74,11 +74,7 @@ func (t *timerService) register(ts int64, e timerEntry) {
 	if b == nil || b.ts != ts {
 		b = t.buckets[ts]
 		if b == nil {
-			if n := len(t.pool); n > 0 {
-				b, t.pool = t.pool[n-1], t.pool[:n-1]
-			} else {
-				b = &timerBucket{}
-			}
+			b = reuse(&t.pool)
 			b.ts = ts
 			t.buckets[ts] = b
 			t.push(ts)
@@ -154,4 +150,14 @@ func (t *timerService) down(i int) {
 		t.heap[i], t.heap[m] = t.heap[m], t.heap[i]
 		i = m
 	}
+}
+
+// reuse pops an item from a free list, or returns a new one.
+func reuse[T any](free *[]*T) *T {
+	if n := len(*free); n > 0 {
+		x := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return x
+	}
+	return new(T)
 }
