@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tidewatch/tidewatch/jobrunner/flow"
+	"github.com/tidewatch/tidewatch/jobrunner/procstat"
 )
 
 // job is the job master's view of a running job: what the REST API reports
@@ -32,6 +33,10 @@ type job struct {
 	startTime time.Time
 	url       string
 	ingest    http.Handler // the http source's endpoint, or nil
+	proc      *procstat.Sampler
+	attempt   int // deployment attempt, 1 for the first
+	latency   latencyWindow
+	eng       atomic.Pointer[flow.Engine] // the running engine, for metrics
 
 	// Published by the pipeline after every batch.
 	sourceOut      atomic.Int64
@@ -42,6 +47,9 @@ type job struct {
 	backpressureNs atomic.Int64
 	watermark      atomic.Int64
 	runStartNs     atomic.Int64 // wall time the pipeline started, unix ns
+	lateDropped    atomic.Int64
+	lateSideOutput atomic.Int64
+	stateEntries   atomic.Int64
 
 	ctrl chan *controlRequest
 
@@ -110,6 +118,8 @@ func newJob(id string, spec *Spec, log *logrus.Entry, start time.Time) *job {
 		endTime:    -1,
 		accepting:  true, // requests queue until the pipeline starts
 		ops:        map[opKey]*asyncOp{},
+		proc:       procstat.NewSampler(uint64(spec.Resources.Memory)),
+		attempt:    1,
 	}
 	j.watermark.Store(flow.WatermarkNone)
 	return j
@@ -428,5 +438,13 @@ func (j *job) restoredFrom(s *snapshot, at time.Time) {
 	j.ckpt.restoredFrom = &restoredInfo{
 		ID: s.meta.CheckpointID, RestoreTimestamp: at.UnixMilli(),
 		IsSavepoint: s.meta.Type != typeCheckpoint, ExternalPath: ptr(s.path),
+	}
+}
+
+// observeLatency records one latency marker's delay.
+func (j *job) observeLatency(_ int, d time.Duration) {
+	j.latency.add(d)
+	if j.metrics != nil {
+		j.metrics.latency.Observe(d.Seconds())
 	}
 }

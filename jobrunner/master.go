@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/tidewatch/tidewatch/jobrunner/procstat"
 )
 
 // ErrAlreadyRunning is returned (wrapped) by RunMaster when another job
@@ -100,9 +103,16 @@ type MasterOptions struct {
 	// Restore is "latest" (newest complete checkpoint or savepoint in
 	// CheckpointDir, if any), "none", or the path of a checkpoint or
 	// savepoint directory.
-	Restore  string
-	Log      *logrus.Entry        // default: a new logger writing text to stderr
-	Registry *prometheus.Registry // default: a new registry
+	Restore string
+	// Attempt is the deployment attempt, 1 for the first; the job reports
+	// Attempt-1 restarts.
+	Attempt int
+	// SetMemoryLimit makes the job master set the Go runtime's soft memory
+	// limit (GOMEMLIMIT) to 90% of the job's memory limit, unless GOMEMLIMIT
+	// is set in the environment. Only for a process of its own.
+	SetMemoryLimit bool
+	Log            *logrus.Entry        // default: a new logger writing text to stderr
+	Registry       *prometheus.Registry // default: a new registry
 	// Started, if set, is called once the REST endpoint is serving and
 	// jobmaster.json is written.
 	Started func(info MasterInfo)
@@ -144,6 +154,9 @@ func (o MasterOptions) Validate() error {
 	}
 	if o.JobID != "" && !jobIDRE.MatchString(o.JobID) {
 		return fmt.Errorf("jobrunner: MasterOptions.JobID: must be 32 lower-case hex characters, got %q", o.JobID)
+	}
+	if o.Attempt < 0 {
+		return fmt.Errorf("jobrunner: MasterOptions.Attempt: must be >= 1, got %d", o.Attempt)
 	}
 	if o.Listen != "" {
 		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
@@ -226,7 +239,17 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 	log = log.WithField("job", spec.Name)
 
 	j := newJob(opts.JobID, spec, log, startTime)
-	j.metrics, err = newJobMetrics(opts.Registry, spec.Name, opts.JobID, j.watermark.Load, time.Now)
+	j.attempt = max(1, opts.Attempt)
+	limit := memoryLimit(spec)
+	j.proc = procstat.NewSampler(limit)
+	if opts.SetMemoryLimit && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(limit / 10 * 9))
+		log.WithField("goMemLimit", ByteSize(limit/10*9).String()).Debug("set the Go soft memory limit")
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go sampleProcess(sampleCtx, j.proc)
+	j.metrics, err = newJobMetrics(opts.Registry, j, time.Now)
 	if err != nil {
 		return fail(fmt.Errorf("jobrunner: register metrics: %w", err))
 	}
@@ -398,4 +421,30 @@ func readJSONFile(path string, v any) error {
 		return fmt.Errorf("jobrunner: %s: %w", path, err)
 	}
 	return nil
+}
+
+// memoryLimit is the job's memory limit: resources.memory, or the cgroup's
+// limit if that is smaller (a container may be given less than asked).
+func memoryLimit(spec *Spec) uint64 {
+	limit := uint64(spec.Resources.Memory)
+	if cg, ok := procstat.CgroupMemoryLimit(); ok && cg < limit {
+		limit = cg
+	}
+	return limit
+}
+
+// sampleInterval is how often the job master samples its process.
+const sampleInterval = time.Second
+
+func sampleProcess(ctx context.Context, ps *procstat.Sampler) {
+	t := time.NewTicker(sampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ps.Sample(now)
+		}
+	}
 }

@@ -3,12 +3,14 @@ package jobrunner
 import (
 	"errors"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/tidewatch/tidewatch/jobrunner/flow"
+	"github.com/tidewatch/tidewatch/jobrunner/procstat"
 )
 
 // Operator ids used as the "operator" label and as checkpoint state names.
@@ -19,80 +21,69 @@ const (
 )
 
 // jobMetrics are the job's Prometheus metrics. Every series carries the
-// constant labels job_name and job_id.
+// constant labels job_name and job_id. The dataflow's counters are read from
+// the engine at scrape time (engineCollector); the process metrics from the
+// job's procstat sampler.
 type jobMetrics struct {
-	recordsIn            *prometheus.CounterVec
-	recordsOut           *prometheus.CounterVec
-	sourceEmitted        prometheus.Counter
-	sinkWritten          prometheus.Counter
-	lateDropped          prometheus.Counter
-	lateSideOutput       prometheus.Counter
-	backpressure         prometheus.Counter
 	checkpointsCompleted prometheus.Counter
 	checkpointsFailed    prometheus.Counter
 	lastCkptDuration     prometheus.Gauge
 	lastCkptSize         prometheus.Gauge
 	watermark            prometheus.Gauge
 	restored             prometheus.Counter
+	latency              prometheus.Histogram
 
 	reg  prometheus.Registerer
 	mine []prometheus.Collector // registered by us, unregistered by unregister
 }
 
-// newJobMetrics registers the job's metrics in reg. watermarkMs returns the
-// current watermark (watermarkNone if none yet) for the lag gauge, which is
-// computed at scrape time.
-func newJobMetrics(reg prometheus.Registerer, jobName, jobID string, watermarkMs func() int64, now func() time.Time) (*jobMetrics, error) {
-	labels := prometheus.Labels{"job_name": jobName, "job_id": jobID}
-	opts := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: "tidewatch", Subsystem: "job", Name: name, Help: help, ConstLabels: labels}
+// newJobMetrics registers the job's metrics in reg.
+func newJobMetrics(reg prometheus.Registerer, j *job, now func() time.Time) (*jobMetrics, error) {
+	labels := prometheus.Labels{"job_name": j.spec.Name, "job_id": j.id}
+	opts := func(sub, name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "tidewatch", Subsystem: sub, Name: name, Help: help, ConstLabels: labels}
 	}
 	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts(opts(name, help)))
+		return prometheus.NewCounter(prometheus.CounterOpts(opts("job", name, help)))
 	}
 	gauge := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help)))
+		return prometheus.NewGauge(prometheus.GaugeOpts(opts("job", name, help)))
 	}
 	m := &jobMetrics{
-		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts(opts("operator_records_in_total",
-			"Records received by an operator.")), []string{"operator"}),
-		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts(opts("operator_records_out_total",
-			"Records emitted by an operator.")), []string{"operator"}),
-		sourceEmitted:        counter("source_records_emitted_total", "Records emitted by the source."),
-		sinkWritten:          counter("sink_records_written_total", "Records written by the sink."),
-		lateDropped:          counter("late_records_dropped_total", "Records later than the window allows, dropped (the job has no lateSink)."),
-		lateSideOutput:       counter("late_records_side_output_total", "Records later than the window allows, sent to the lateSink."),
-		backpressure:         counter("backpressured_seconds_total", "Time subtasks spent blocked on a full downstream channel."),
 		checkpointsCompleted: counter("checkpoints_completed_total", "Checkpoints and savepoints completed."),
 		checkpointsFailed:    counter("checkpoints_failed_total", "Checkpoints and savepoints that failed."),
 		lastCkptDuration:     gauge("last_checkpoint_duration_seconds", "Duration of the last completed checkpoint."),
 		lastCkptSize:         gauge("last_checkpoint_size_bytes", "Size on disk of the last completed checkpoint."),
 		watermark:            gauge("current_watermark_milliseconds", "Current event-time watermark, epoch ms (NaN before the first record)."),
 		restored:             counter("restored_total", "Times this job master restored the job from a checkpoint or savepoint."),
-		reg:                  reg,
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "tidewatch", Subsystem: "job",
+			Name: "end_to_end_latency_seconds",
+			Help: "Delay of latency markers from the sources to the keyed subtasks and their sinks: " +
+				"queueing and backpressure between the stages, not time spent in windows.",
+			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}),
+		reg: reg,
 	}
 	m.watermark.Set(math.NaN())
-	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("watermark_lag_seconds",
+	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("job", "watermark_lag_seconds",
 		"Wall time minus the current watermark (NaN before the first record and after the final watermark).")),
 		func() float64 {
-			wm := watermarkMs()
+			wm := j.watermark.Load()
 			if wm == flow.WatermarkNone || wm == flow.WatermarkMax {
 				return math.NaN()
 			}
 			return float64(now().UnixMilli()-wm) / 1000
 		})
-	// Pre-create the operator series so they are exported from the start.
-	for _, op := range []string{opWindow, opSink} {
-		m.recordsIn.WithLabelValues(op)
-	}
-	for _, op := range []string{opSource, opWindow, opSink} {
-		m.recordsOut.WithLabelValues(op)
-	}
-	for _, c := range []prometheus.Collector{
-		m.recordsIn, m.recordsOut, m.sourceEmitted, m.sinkWritten, m.lateDropped, m.lateSideOutput, m.backpressure,
+	restarts := prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("job", "restarts",
+		"Restarts of the job before this job master: its deployment attempt minus one.")),
+		func() float64 { return float64(max(0, j.attempt-1)) })
+	cs := []prometheus.Collector{
 		m.checkpointsCompleted, m.checkpointsFailed, m.lastCkptDuration, m.lastCkptSize,
-		m.watermark, m.restored, lag,
-	} {
+		m.watermark, m.restored, m.latency, lag, restarts, &engineCollector{j: j, labels: labels},
+	}
+	cs = append(cs, processCollectors(j.proc, func(sub, name, help string) prometheus.GaugeOpts {
+		return prometheus.GaugeOpts(opts(sub, name, help))
+	})...)
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			return nil, err
@@ -117,6 +108,123 @@ func newJobMetrics(reg prometheus.Registerer, jobName, jobID string, watermarkMs
 		}
 	}
 	return m, nil
+}
+
+// processCollectors export the sampler's last sample as tidewatch_process_*.
+func processCollectors(ps *procstat.Sampler, opts func(sub, name, help string) prometheus.GaugeOpts) []prometheus.Collector {
+	g := func(name, help string, f func(s procstat.Sample) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(opts("process", name, help), func() float64 { return f(ps.Last()) })
+	}
+	c := func(name, help string, f func(s procstat.Sample) float64) prometheus.Collector {
+		o := opts("process", name, help)
+		return prometheus.NewCounterFunc(prometheus.CounterOpts(o), func() float64 { return f(ps.Last()) })
+	}
+	return []prometheus.Collector{
+		g("heap_inuse_bytes", "Go heap in use: live and unswept objects.", func(s procstat.Sample) float64 { return float64(s.HeapInUse) }),
+		g("heap_committed_bytes", "Go heap memory held from the OS.", func(s procstat.Sample) float64 { return float64(s.HeapCommitted) }),
+		g("memory_limit_bytes", "The job's memory limit (resources.memory, or a smaller cgroup limit); 0 if none.",
+			func(s procstat.Sample) float64 { return float64(s.MemoryLimit) }),
+		g("heap_load_ratio", "Go heap in use / memory limit (NaN without a limit).", procstat.Sample.HeapLoad),
+		g("resident_memory_bytes", "Resident set size.", func(s procstat.Sample) float64 { return float64(s.RSS) }),
+		g("nonheap_bytes", "Resident memory outside the Go heap in use.", func(s procstat.Sample) float64 { return float64(s.NonHeap()) }),
+		g("cpu_load_ratio", "Share of all cores used over the last second, 0..1.", func(s procstat.Sample) float64 { return s.CPULoad }),
+		c("cpu_seconds_total", "User and system CPU time.", func(s procstat.Sample) float64 { return s.CPUTime.Seconds() }),
+		g("goroutines", "Goroutines.", func(s procstat.Sample) float64 { return float64(s.Goroutines) }),
+		g("threads", "OS threads.", func(s procstat.Sample) float64 { return float64(s.Threads) }),
+		c("gc_cycles_total", "Completed GC cycles.", func(s procstat.Sample) float64 { return float64(s.GCCycles) }),
+		c("gc_pause_seconds_total", "Total stop-the-world GC pause time.", func(s procstat.Sample) float64 { return s.GCPauseTotal.Seconds() }),
+		g("gc_pause_ms_per_second", "GC pause per second of wall time over the last second.",
+			func(s procstat.Sample) float64 { return s.GCTimeMsPerSecond }),
+	}
+}
+
+// engineCollector reads the dataflow's counters from the running engine at
+// scrape time, per operator and subtask.
+type engineCollector struct {
+	j      *job
+	labels prometheus.Labels
+}
+
+var (
+	descNames = map[string][2]string{
+		"recordsIn":    {"operator_records_in_total", "Records received by an operator subtask."},
+		"recordsOut":   {"operator_records_out_total", "Records emitted by an operator subtask."},
+		"emitted":      {"source_records_emitted_total", "Records emitted by the source."},
+		"written":      {"sink_records_written_total", "Records written by the sink."},
+		"dropped":      {"late_records_dropped_total", "Records later than the window allows, dropped (the job has no lateSink)."},
+		"sideOutput":   {"late_records_side_output_total", "Records later than the window allows, sent to the lateSink."},
+		"backpressure": {"backpressured_seconds_total", "Time subtasks spent blocked on a full downstream channel."},
+		"subtaskBP":    {"subtask_backpressured_seconds_total", "Time a subtask spent blocked on a full downstream channel."},
+		"idle":         {"subtask_idle_seconds_total", "Time a source subtask spent waiting for input."},
+		"watermark":    {"subtask_watermark_milliseconds", "A subtask's current watermark, epoch ms (NaN before its first)."},
+		"state":        {"state_entries", "State entries of a keyed subtask, by state backend."},
+	}
+	descLabels = map[string][]string{
+		"recordsIn": {"operator", "subtask"}, "recordsOut": {"operator", "subtask"}, "subtaskBP": {"operator", "subtask"},
+		"idle": {"operator", "subtask"}, "watermark": {"operator", "subtask"}, "state": {"operator", "subtask", "backend"},
+	}
+)
+
+func (c *engineCollector) desc(key string) *prometheus.Desc {
+	n := descNames[key]
+	return prometheus.NewDesc(prometheus.BuildFQName("tidewatch", "job", n[0]), n[1], descLabels[key], c.labels)
+}
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for key := range descNames {
+		ch <- c.desc(key)
+	}
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(key string, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(c.desc(key), prometheus.CounterValue, v, lv...)
+	}
+	gauge := func(key string, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(c.desc(key), prometheus.GaugeValue, v, lv...)
+	}
+	watermark := func(wm int64) float64 {
+		if wm == flow.WatermarkNone || wm == flow.WatermarkMax {
+			return math.NaN()
+		}
+		return float64(wm)
+	}
+	j := c.j
+	counter("dropped", float64(j.lateDropped.Load()))
+	counter("sideOutput", float64(j.lateSideOutput.Load()))
+	var emitted, written, bp int64
+	if eng := j.eng.Load(); eng != nil {
+		keyed := len(eng.KeyedStats) > 0
+		for i, s := range eng.SourceStats {
+			sub := strconv.Itoa(i)
+			emitted += s.RecordsIn.Load()
+			bp += s.BackpressuredNs.Load()
+			counter("recordsOut", float64(s.RecordsIn.Load()), opSource, sub)
+			counter("idle", time.Duration(s.IdleNs.Load()).Seconds(), opSource, sub)
+			counter("subtaskBP", time.Duration(s.BackpressuredNs.Load()).Seconds(), opSource, sub)
+			gauge("watermark", watermark(s.Watermark.Load()), opSource, sub)
+			if !keyed {
+				written += s.SinkRecords.Load()
+				counter("recordsIn", float64(s.SinkRecords.Load()), opSink, sub)
+				counter("recordsOut", float64(s.SinkRecords.Load()), opSink, sub)
+			}
+		}
+		for i, s := range eng.KeyedStats {
+			sub := strconv.Itoa(i)
+			written += s.SinkRecords.Load()
+			bp += s.BackpressuredNs.Load()
+			counter("recordsIn", float64(s.RecordsIn.Load()), opWindow, sub)
+			counter("recordsOut", float64(s.SinkRecords.Load()), opWindow, sub)
+			counter("recordsIn", float64(s.SinkRecords.Load()), opSink, sub)
+			counter("recordsOut", float64(s.SinkRecords.Load()), opSink, sub)
+			counter("subtaskBP", time.Duration(s.BackpressuredNs.Load()).Seconds(), opWindow, sub)
+			gauge("watermark", watermark(s.Watermark.Load()), opWindow, sub)
+			gauge("state", float64(s.StateEntries.Load()), opWindow, sub, j.spec.StateBackend)
+		}
+	}
+	counter("emitted", float64(emitted))
+	counter("written", float64(written))
+	counter("backpressure", time.Duration(bp).Seconds())
 }
 
 // unregister removes what newJobMetrics registered, so a registry can be

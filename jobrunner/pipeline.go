@@ -26,12 +26,11 @@ type pipeline struct {
 	snap   *flow.Snapshot // to restore, or nil
 	nextID int64
 	eng    *flow.Engine
-
-	last published // counts already published to the metrics
 }
 
+// published are the engine's counters summed over subtasks.
 type published struct {
-	sourceOut, windowIn, sinkOut, late, dropped, backpressureNs, idleNs int64
+	sourceOut, windowIn, sinkOut, late, dropped, backpressureNs, idleNs, stateEntries int64
 }
 
 // outcome is how the pipeline ended.
@@ -45,7 +44,12 @@ type outcome struct {
 // acknowledgement.
 const checkpointTimeout = 2 * time.Minute
 
+// latencyInterval is how often sources send latency markers.
+const latencyInterval = time.Second
+
 func newPipeline(j *job, spec *Spec, store *checkpointStore, b *built) *pipeline {
+	b.plan.LatencyInterval = latencyInterval
+	b.plan.OnLatency = j.observeLatency
 	return &pipeline{j: j, spec: spec, store: store, b: b}
 }
 
@@ -95,6 +99,7 @@ func (p *pipeline) run(ctx context.Context) outcome {
 		return outcome{status: StatusFailed, err: err}
 	}
 	p.eng = eng
+	p.j.eng.Store(eng)
 	defer func() {
 		eng.Cancel()
 		<-eng.Done()
@@ -159,41 +164,29 @@ func (p *pipeline) publish() {
 	for _, s := range p.eng.KeyedStats {
 		cur.windowIn += s.RecordsIn.Load()
 		cur.sinkOut += s.SinkRecords.Load()
+		cur.stateEntries += s.StateEntries.Load()
 		wm = min(wm, s.Watermark.Load())
 	}
 	cur.late, cur.dropped = p.b.late.sideOutput.Load(), p.b.late.dropped.Load()
 	for _, s := range append(p.eng.SourceStats, p.eng.KeyedStats...) {
 		cur.backpressureNs += s.BackpressuredNs.Load()
 	}
-	j, m, d := p.j, p.j.metrics, sub(cur, p.last)
+	j, m := p.j, p.j.metrics
 	j.sourceOut.Store(cur.sourceOut)
 	j.windowIn.Store(cur.windowIn)
 	j.windowOut.Store(cur.sinkOut)
 	j.sinkOut.Store(cur.sinkOut)
 	j.backpressureNs.Store(cur.backpressureNs)
 	j.idleNanos.Store(cur.idleNs)
+	j.lateDropped.Store(cur.dropped)
+	j.lateSideOutput.Store(cur.late)
+	j.stateEntries.Store(cur.stateEntries)
 	if wm != flow.WatermarkMax {
 		j.watermark.Store(wm)
 		if wm != flow.WatermarkNone {
 			m.watermark.Set(float64(wm))
 		}
 	}
-	m.sourceEmitted.Add(float64(d.sourceOut))
-	m.recordsOut.WithLabelValues(opSource).Add(float64(d.sourceOut))
-	m.recordsIn.WithLabelValues(opWindow).Add(float64(d.windowIn))
-	m.recordsOut.WithLabelValues(opWindow).Add(float64(d.sinkOut))
-	m.recordsIn.WithLabelValues(opSink).Add(float64(d.sinkOut))
-	m.recordsOut.WithLabelValues(opSink).Add(float64(d.sinkOut))
-	m.sinkWritten.Add(float64(d.sinkOut))
-	m.lateDropped.Add(float64(d.dropped))
-	m.lateSideOutput.Add(float64(d.late))
-	m.backpressure.Add(time.Duration(d.backpressureNs).Seconds())
-	p.last = cur
-}
-
-func sub(a, b published) published {
-	return published{a.sourceOut - b.sourceOut, a.windowIn - b.windowIn, a.sinkOut - b.sinkOut, a.late - b.late, a.dropped - b.dropped,
-		a.backpressureNs - b.backpressureNs, a.idleNs - b.idleNs}
 }
 
 // checkpoint takes an aligned checkpoint (typ CHECKPOINT) or savepoint

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidewatch/tidewatch/jobrunner/procstat"
 )
 
 // The job master's REST API follows the shapes of Flink's JobManager REST
@@ -57,6 +58,10 @@ func (j *job) handler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("POST /jobs/{jid}/stop", j.withJob(j.postStop))
 	mux.HandleFunc("GET /jobs/{jid}/yarn-cancel", j.withJob(j.yarnCancel))
 	mux.HandleFunc("GET /taskmanagers", j.getTaskManagers)
+	mux.HandleFunc("GET /taskmanagers/{tmid}", j.getTaskManager)
+	mux.HandleFunc("GET /taskmanagers/{tmid}/metrics", j.getTaskManagerMetrics)
+	mux.HandleFunc("GET /jobmanager/metrics", j.getJobManagerMetrics)
+	mux.HandleFunc("GET /jobs/{jid}/metrics", j.withJob(j.getJobMetrics))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -669,17 +674,26 @@ func (j *job) cancelRequest(w http.ResponseWriter) {
 	writeJSON(w, http.StatusAccepted, map[string]any{})
 }
 
-func (j *job) getTaskManagers(w http.ResponseWriter, _ *http.Request) {
-	v := j.view()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+// taskManagerID is the id of the job master's one TaskManager: every
+// subtask runs in this process.
+func (j *job) taskManagerID() string {
 	host := "127.0.0.1"
 	if u, err := url.Parse(j.url); err == nil && u.Host != "" {
 		host = u.Host
 	}
+	return host + "-" + j.id[:6]
+}
+
+// taskManagerInfo is Flink's TaskManagerInfo (§12.1) for this process. The
+// heap figures are the Go heap against the job's memory limit.
+func (j *job) taskManagerInfo(v jobView, s procstat.Sample) map[string]any {
 	slots := j.subtasks()
+	heap := int64(s.MemoryLimit)
+	if heap == 0 {
+		heap = int64(s.HeapCommitted)
+	}
 	total := map[string]any{
-		"cpuCores": float64(runtime.NumCPU()), "taskHeapMemory": ms.HeapSys >> 20,
+		"cpuCores": float64(s.NumCPU), "taskHeapMemory": heap >> 20,
 		"taskOffHeapMemory": 0, "managedMemory": 0, "networkMemory": 0,
 		"extendedResources": map[string]float64{},
 	}
@@ -691,24 +705,56 @@ func (j *job) getTaskManagers(w http.ResponseWriter, _ *http.Request) {
 	if v.status.Terminal() {
 		free, freeSlots = total, slots
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"taskmanagers": []map[string]any{{
-		"id":                     host + "-" + j.id[:6],
-		"path":                   "tidewatch://" + host + "/taskmanager_0",
+	return map[string]any{
+		"id":                     j.taskManagerID(),
+		"path":                   "tidewatch://" + strings.TrimSuffix(j.taskManagerID(), "-"+j.id[:6]) + "/taskmanager_0",
 		"dataPort":               -1, // in-process: no shuffle port
 		"jmxPort":                -1,
 		"timeSinceLastHeartbeat": v.now, // in process: always current
 		"slotsNumber":            slots, "freeSlots": freeSlots,
 		"totalResource": total, "freeResource": free,
 		"hardware": map[string]any{
-			"cpuCores": runtime.NumCPU(), "physicalMemory": physicalMemory(),
-			"freeMemory": ms.HeapSys, "managedMemory": 0,
+			"cpuCores": s.NumCPU, "physicalMemory": physicalMemory(),
+			"freeMemory": heap, "managedMemory": 0,
 		},
 		"memoryConfiguration": map[string]any{
-			"frameworkHeap": 0, "taskHeap": ms.HeapSys, "frameworkOffHeap": 0, "taskOffHeap": 0,
+			"frameworkHeap": 0, "taskHeap": heap, "frameworkOffHeap": 0, "taskOffHeap": 0,
 			"networkMemory": 0, "managedMemory": 0, "jvmMetaspace": 0, "jvmOverhead": 0,
-			"totalFlinkMemory": ms.HeapSys, "totalProcessMemory": ms.Sys,
+			"totalFlinkMemory": heap, "totalProcessMemory": int64(s.MemoryLimit),
 		},
-	}}})
+	}
+}
+
+func (j *job) getTaskManagers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"taskmanagers": []map[string]any{j.taskManagerInfo(j.view(), j.proc.Last())}})
+}
+
+// getTaskManager is TaskManagerDetailsInfo (§12.2).
+func (j *job) getTaskManager(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("tmid") != j.taskManagerID() {
+		writeError(w, http.StatusNotFound, "TaskManager "+r.PathValue("tmid")+" does not exist.")
+		return
+	}
+	v, s := j.view(), j.proc.Last()
+	info := j.taskManagerInfo(v, s)
+	info["allocatedSlots"] = []map[string]any{}
+	if !v.status.Terminal() {
+		info["allocatedSlots"] = []map[string]any{{"jobId": j.id, "resource": info["totalResource"]}}
+	}
+	heapMax := int64(-1)
+	if s.MemoryLimit > 0 {
+		heapMax = int64(s.MemoryLimit)
+	}
+	info["metrics"] = map[string]any{
+		"heapUsed": s.HeapInUse, "heapCommitted": s.HeapCommitted, "heapMax": heapMax,
+		"nonHeapUsed": s.NonHeap(), "nonHeapCommitted": s.NonHeap(), "nonHeapMax": -1,
+		"directCount": 0, "directUsed": 0, "directMax": 0, "mappedCount": 0, "mappedUsed": 0, "mappedMax": 0,
+		"memorySegmentsAvailable": 0, "memorySegmentsTotal": 0,
+		"nettyShuffleMemorySegmentsAvailable": 0, "nettyShuffleMemorySegmentsUsed": 0, "nettyShuffleMemorySegmentsTotal": 0,
+		"nettyShuffleMemoryAvailable": 0, "nettyShuffleMemoryUsed": 0, "nettyShuffleMemoryTotal": 0,
+		"garbageCollectors": []map[string]any{{"name": "Go", "count": s.GCCycles, "time": s.GCPauseTotal.Milliseconds()}},
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // physicalMemory returns the host's memory in bytes from /proc/meminfo, or 0

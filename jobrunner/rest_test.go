@@ -394,7 +394,7 @@ func TestRESTTerminalJob(t *testing.T) {
 	}
 	j := newJob(NewJobID(), spec, testLog(t), time.Now())
 	reg := prometheus.NewRegistry()
-	if j.metrics, err = newJobMetrics(reg, spec.Name, j.id, j.watermark.Load, time.Now); err != nil {
+	if j.metrics, err = newJobMetrics(reg, j, time.Now); err != nil {
 		t.Fatal(err)
 	}
 	j.setStatus(StatusRunning)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -32,6 +33,49 @@ type Spec struct {
 	Aggregate      Aggregates      `yaml:"aggregate" json:"aggregate"`
 	Sink           SinkSpec        `yaml:"sink" json:"sink"`
 	LateSink       SinkSpec        `yaml:"lateSink" json:"lateSink"`
+	Resources      ResourcesSpec   `yaml:"resources" json:"resources"`
+}
+
+// ResourcesSpec is what the job's container asks for: on YARN the container
+// size; everywhere the memory limit the job master keeps its Go heap under
+// (GOMEMLIMIT) and reports heap load against.
+type ResourcesSpec struct {
+	Memory ByteSize `yaml:"memory" json:"memory"`
+	VCores int      `yaml:"vcores" json:"vcores"`
+}
+
+// ByteSize is a number of bytes, written in a spec as an integer (bytes) or
+// with a binary unit: "512m", "1g", "1536Mi", "2Gi", "64k".
+type ByteSize int64
+
+// ParseByteSize parses the spec form of a ByteSize.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRight(t, "kKmMgGtTiIbB")
+	unit := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(t[len(num):], "B"), "b"))
+	unit = strings.TrimSuffix(unit, "i")
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
+	sh, ok := shift[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 512m, 1g or 1536Mi", s)
+	}
+	if n > math.MaxInt64>>sh {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return ByteSize(n << sh), nil
+}
+
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		sh   uint
+		name string
+	}{{40, "Ti"}, {30, "Gi"}, {20, "Mi"}, {10, "Ki"}} {
+		if b > 0 && b%(1<<u.sh) == 0 {
+			return strconv.FormatInt(int64(b>>u.sh), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
 }
 
 // WatermarkSpec configures bounded out-of-orderness watermarks.
@@ -210,6 +254,7 @@ func defaultSpec() Spec {
 		Time:           TimeEvent,
 		Checkpoint:     CheckpointSpec{Interval: 10 * time.Second, Retained: 3},
 		StateBackend:   BackendHeap,
+		Resources:      ResourcesSpec{Memory: 1 << 30, VCores: 1},
 		Source: SourceSpec{Datagen: DatagenSpec{
 			Rate: 1000,
 			Keys: 100,
@@ -286,6 +331,7 @@ func ParseSpec(data []byte, file string) (*Spec, error) {
 
 var (
 	durationType   = reflect.TypeFor[time.Duration]()
+	byteSizeType   = reflect.TypeFor[ByteSize]()
 	timeType       = reflect.TypeFor[time.Time]()
 	fieldListType  = reflect.TypeFor[FieldList]()
 	aggregatesType = reflect.TypeFor[Aggregates]()
@@ -362,6 +408,18 @@ func (d *specDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(int64(dur))
+		return
+	case byteSizeType:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n.Line, path, `must be a size like "512m" or "1g", got %s`, describe(n))
+			return
+		}
+		b, err := ParseByteSize(n.Value)
+		if err != nil {
+			d.errorf(n.Line, path, "must be a size: %v", err)
+			return
+		}
+		v.SetInt(int64(b))
 		return
 	case timeType:
 		if n.Kind != yaml.ScalarNode {
@@ -516,6 +574,9 @@ func sortedKeys(m map[string]int) []string {
 	return keys
 }
 
+// minJobMemory is the smallest memory a job may ask for.
+const minJobMemory ByteSize = 64 << 20
+
 // maxDatagenRate keeps the pacer's arithmetic far from overflow.
 const maxDatagenRate = 1_000_000_000
 
@@ -549,6 +610,12 @@ func (d *specDecoder) validate(s *Spec) {
 	case TimeEvent, TimeProcessing:
 	default:
 		d.fail("time", "must be one of event, processing, got %q", s.Time)
+	}
+	if s.Resources.Memory < minJobMemory {
+		d.fail("resources.memory", "must be at least %s, got %s", minJobMemory, s.Resources.Memory)
+	}
+	if s.Resources.VCores < 1 {
+		d.fail("resources.vcores", "must be >= 1, got %d", s.Resources.VCores)
 	}
 	if s.Watermark.MaxOutOfOrderness < 0 {
 		d.fail("watermark.maxOutOfOrderness", "must be >= 0, got %s", s.Watermark.MaxOutOfOrderness)

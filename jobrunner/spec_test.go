@@ -34,6 +34,7 @@ func TestParseSpecGood(t *testing.T) {
 		Window:    WindowSpec{Type: "tumbling", Size: time.Minute},
 		Aggregate: Aggregates{{Fn: "count"}},
 		Sink:      SinkSpec{Type: SinkFile, File: FileSinkSpec{Path: "output/counts.jsonl", Format: "jsonl"}},
+		Resources: ResourcesSpec{Memory: 1536 << 20, VCores: 2},
 	}
 
 	fromJSON := defaultSpec()
@@ -196,4 +197,22 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatalf("accepted an invalid spec: %+v", spec)
 		}
 	})
+}
+
+func TestParseByteSize(t *testing.T) {
+	good := map[string]ByteSize{"0": 0, "100": 100, "64k": 64 << 10, "512m": 512 << 20, "512M": 512 << 20,
+		"1g": 1 << 30, "1536Mi": 1536 << 20, "2Gi": 2 << 30, "1GB": 1 << 30, "1t": 1 << 40}
+	for in, want := range good {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "g", "1.5g", "-1m", "1x", "0x10", "9999999999t"} {
+		if got, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
+		}
+	}
+	if s := ByteSize(1536 << 20).String(); s != "1536Mi" {
+		t.Errorf("String = %q", s)
+	}
 }

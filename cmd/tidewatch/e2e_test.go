@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -227,6 +228,16 @@ func TestEndToEndLocal(t *testing.T) {
 		t.Fatalf("the new deployment did not restore a checkpoint: %+v", st.Latest)
 	}
 	t.Logf("restored from %s", st.Latest.Restored.ExternalPath)
+	// The job master of attempt 2 reports the restart as Flink's numRestarts.
+	resp, err := http.Get(j.Deployment.Endpoint + "/jobs/" + j.ID + "/metrics?get=numRestarts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `[{"id":"numRestarts","value":"1"}]`; string(body) != want {
+		t.Errorf("job metrics after the restart: %s, want %s", body, want)
+	}
 	// Output continues past what was there before the kill.
 	deadline = time.Now().Add(30 * time.Second)
 	for outputLines(t, out) <= linesBefore {

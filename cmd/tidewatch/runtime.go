@@ -44,6 +44,7 @@ func (f *runtimeFlags) logger(w io.Writer) (*logrus.Entry, error) {
 // deployer (YARN AM container or local child process).
 func newAMCommand() *cobra.Command {
 	f := &runtimeFlags{opts: jobrunner.DefaultMasterOptions()}
+	f.opts.SetMemoryLimit = true // a process of its own
 	cmd := &cobra.Command{
 		Use:   "am",
 		Short: "Run the job master of one job",
@@ -66,6 +67,7 @@ into the work directory. Exits non-zero if the job fails or is already running.`
 	}
 	cmd.Flags().StringVar(&f.opts.SpecFile, "spec", "", "job spec file (YAML or JSON)")
 	cmd.Flags().StringVar(&f.opts.JobID, "job-id", "", "job id, 32 lower-case hex characters (generated if empty)")
+	cmd.Flags().IntVar(&f.opts.Attempt, "attempt", 1, "deployment attempt of the job, 1 for the first (reported as restarts)")
 	_ = cmd.MarkFlagRequired("spec")
 	f.register(cmd)
 	return cmd
@@ -75,6 +77,7 @@ into the work directory. Exits non-zero if the job fails or is already running.`
 // development.
 func newRunCommand() *cobra.Command {
 	f := &runtimeFlags{opts: jobrunner.DefaultMasterOptions()}
+	f.opts.SetMemoryLimit = true // a process of its own
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run one job in this process (no daemon, no YARN)",

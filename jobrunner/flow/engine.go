@@ -34,6 +34,7 @@ const (
 	msgIdle
 	msgBarrier
 	msgEnd
+	msgLatency // a latency marker; wm holds its wall time in ns
 )
 
 // message travels from a source subtask to a keyed subtask.
@@ -96,9 +97,12 @@ func (b *batchBuf) add(r *Record) {
 
 // SubtaskStats are the counters of one subtask, safe to read while it runs.
 type SubtaskStats struct {
-	RecordsIn       atomic.Int64
-	RecordsOut      atomic.Int64
-	SinkRecords     atomic.Int64
+	RecordsIn   atomic.Int64
+	RecordsOut  atomic.Int64
+	SinkRecords atomic.Int64
+	// StateEntries is a keyed subtask's number of state entries, if its
+	// operator is a StateSizer.
+	StateEntries    atomic.Int64
 	BackpressuredNs atomic.Int64
 	// IdleNs is a source subtask's time in reads that returned less than a
 	// full batch: waiting for input.
@@ -491,6 +495,7 @@ type sourceTask struct {
 	maxTs      int64
 	wm         int64
 	lastRecord time.Time
+	lastMarker time.Time
 	idle       bool
 }
 
@@ -660,6 +665,12 @@ func (t *sourceTask) run() (err error) {
 		if err := t.advance(now, len(recs) > 0); err != nil {
 			return err
 		}
+		if iv := p.LatencyInterval; iv > 0 && t.sink == nil && now.Sub(t.lastMarker) >= iv {
+			t.lastMarker = now
+			if err := t.e.broadcast(message{kind: msgLatency, from: t.index, wm: now.UnixNano()}, t.st); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -824,6 +835,9 @@ func (t *keyedTask) run() (err error) {
 		case m := <-in:
 			done, err := t.handle(m)
 			t.counted.publish()
+			if s, ok := t.op.(StateSizer); ok {
+				t.st.StateEntries.Store(s.StateEntries())
+			}
 			if err != nil {
 				return fmt.Errorf("keyed subtask %d: %w", t.index, err)
 			}
@@ -855,6 +869,10 @@ func (t *keyedTask) handle(m message) (done bool, err error) {
 	case msgIdle:
 		t.idle[m.from] = true
 		return false, t.advance()
+	case msgLatency:
+		if f := t.e.plan.OnLatency; f != nil {
+			f(t.index, t.e.plan.Clock().Sub(time.Unix(0, m.wm)))
+		}
 	case msgBarrier:
 		t.blocked[m.from] = true
 		t.barrier = m.id

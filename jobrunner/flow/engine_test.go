@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +87,8 @@ func (c *countOp) Process(r *Record) error {
 	c.counts.Put(r.KeyGroup, 0, r.Key, n+1)
 	return nil
 }
+
+func (c *countOp) StateEntries() int64 { return int64(c.counts.Len()) }
 
 func (c *countOp) Watermark(wm int64) error {
 	if c.wms != nil {
@@ -480,5 +483,49 @@ func TestKeyedWatermarkValve(t *testing.T) {
 	}
 	if k.cur != 3997 {
 		t.Fatalf("all inputs idle: watermark %d, want 3997", k.cur)
+	}
+}
+
+// Latency markers reach every keyed subtask from every source subtask, also
+// while the sources have no records; keyed subtasks publish their state size.
+func TestEngineLatencyMarkersAndStateSize(t *testing.T) {
+	const keys = 7
+	var mu sync.Mutex
+	hold := true
+	gate := func(next int) bool { mu.Lock(); defer mu.Unlock(); return !hold || next < 100 }
+	var seen [2]atomic.Int64
+	var negative atomic.Bool
+	e, err := Start(context.Background(), Plan{MaxParallelism: 16, SourceParallelism: 3, Source: testSourceFactory(3000, keys, gate),
+		Chain: keyByChain(16), KeyedParallelism: 2, Keyed: countFactory(nil), Sink: newStore().factory(),
+		LatencyInterval: 5 * time.Millisecond,
+		OnLatency: func(keyed int, d time.Duration) {
+			if d < 0 {
+				negative.Store(true)
+			}
+			seen[keyed].Add(1)
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for seen[0].Load() < 6 || seen[1].Load() < 6 { // two rounds from each of 3 sources
+		if time.Now().After(deadline) {
+			t.Fatalf("markers seen by keyed subtasks: %d, %d", seen[0].Load(), seen[1].Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	hold = false
+	mu.Unlock()
+	runToEnd(t, e, 1)
+	if negative.Load() {
+		t.Error("a negative latency")
+	}
+	var entries int64
+	for _, s := range e.KeyedStats {
+		entries += s.StateEntries.Load()
+	}
+	if entries != keys {
+		t.Errorf("state entries %d, want one per key (%d)", entries, keys)
 	}
 }

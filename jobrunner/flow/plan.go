@@ -75,6 +75,12 @@ type Watermarks struct {
 	IdleTimeout time.Duration
 }
 
+// StateSizer is a keyed operator that reports how many state entries it
+// holds; the engine publishes the count in SubtaskStats after every batch.
+type StateSizer interface {
+	StateEntries() int64
+}
+
 // Plan is a job as the engine runs it: source subtasks, each with a chain of
 // stateless operators, optionally shuffled by key group to keyed subtasks,
 // ending in sinks.
@@ -99,6 +105,14 @@ type Plan struct {
 	ChannelCapacity int
 	// Clock is the wall clock; nil means time.Now.
 	Clock func() time.Time
+	// LatencyInterval is how often each source subtask sends a latency
+	// marker to every keyed subtask, as Flink's latency tracking does; 0
+	// sends none. A marker travels behind the records sent before it, so
+	// its delay measures the queueing between the stages (it does not wait
+	// in windows). OnLatency receives each marker's delay on the keyed
+	// subtask's goroutine, and must be safe for concurrent use.
+	LatencyInterval time.Duration
+	OnLatency       func(keyed int, d time.Duration)
 }
 
 func (p *Plan) defaults() {

@@ -251,14 +251,18 @@ func (o *WindowOperator) OutSchema() *Schema { return o.sch }
 // operator and, after restoring the key groups, passes it to Watermark.
 func (o *WindowOperator) CurrentWatermark() int64 { return o.wm }
 
+// StateEntries is the number of (key, window) states.
+func (o *WindowOperator) StateEntries() int64 {
+	if o.accs != nil {
+		return int64(o.accs.Len())
+	}
+	return int64(o.paneEntries)
+}
+
 // Stats returns the counters.
 func (o *WindowOperator) Stats() WindowStats {
 	s := o.stats
-	if o.accs != nil {
-		s.StateEntries = int64(o.accs.Len())
-	} else {
-		s.StateEntries = int64(o.paneEntries)
-	}
+	s.StateEntries = o.StateEntries()
 	return s
 }
 

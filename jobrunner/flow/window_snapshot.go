@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/tidewatch/tidewatch/state"
 	"io"
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/tidewatch/tidewatch/state"
 )
 
 // Snapshot format of one key group of a window operator, version 1. All

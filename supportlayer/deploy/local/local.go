@@ -84,6 +84,7 @@ func (d *Deployer) Deploy(ctx context.Context, req deploy.Request) (deploy.Handl
 	cmd := exec.Command(d.cfg.Binary, "am",
 		"--spec", specPath,
 		"--job-id", req.JobID,
+		"--attempt", strconv.Itoa(req.Attempt),
 		"--work-dir", depDir,
 		"--checkpoint-dir", req.CheckpointDir,
 		"--listen", net.JoinHostPort(d.cfg.ListenHost, "0"),
