@@ -166,6 +166,9 @@ type WindowOperator struct {
 	// sessions lists each key's session windows.
 	sessions *state.Table[struct{}, *sessionSet]
 
+	// pebble holds the key groups on the Pebble backend; nil when the
+	// operator has no Pebble store.
+	pebble *pebbleState
 	// lastTumbling is the window of the last record, to spare the division.
 	lastTumbling window
 
@@ -256,7 +259,7 @@ func (o *WindowOperator) StateEntries() int64 {
 	if o.accs != nil {
 		return int64(o.accs.Len())
 	}
-	return int64(o.paneEntries)
+	return int64(o.paneEntries + o.PebbleEntries())
 }
 
 // Stats returns the counters.

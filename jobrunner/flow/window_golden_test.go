@@ -159,6 +159,14 @@ type windowRun struct {
 	firing   bool
 	fired    []firedResult
 	restores int
+
+	// With pebble set, operators get a Pebble store with every key group
+	// on initial; migrate moves every key group to the other backend after
+	// each watermark.
+	pebble  *state.PebbleDB
+	initial Backend
+	migrate bool
+	opID    state.StateID
 }
 
 // firedResult is a result emitted by a watermark. The results of one
@@ -205,7 +213,27 @@ func (w *windowRun) newOperator() *WindowOperator {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	if w.pebble != nil {
+		w.opID++ // a fresh key space for each operator of the run
+		if err := op.UsePebble(w.pebble, w.opID, w.initial); err != nil {
+			w.t.Fatal(err)
+		}
+	}
 	return op
+}
+
+// migrateAll moves every key group to the backend it is not on.
+func (w *windowRun) migrateAll() {
+	w.t.Helper()
+	for kg := w.kgs.Start; kg <= w.kgs.End; kg++ {
+		to := BackendPebble
+		if w.op.KeyGroupBackend(kg) == BackendPebble {
+			to = BackendHeap
+		}
+		if _, err := w.op.MigrateKeyGroup(kg, to); err != nil {
+			w.t.Fatalf("migrate key group %d to %s: %v", kg, to, err)
+		}
+	}
 }
 
 func (w *windowRun) run(lines []inputLine, restoreEachWatermark bool) {
@@ -226,6 +254,9 @@ func (w *windowRun) run(lines []inputLine, restoreEachWatermark bool) {
 			}
 			w.firing = false
 			w.flushFired()
+			if w.migrate {
+				w.migrateAll()
+			}
 			if restoreEachWatermark {
 				w.restore()
 			}
@@ -336,6 +367,28 @@ func TestWindowGolden(t *testing.T) {
 				t.Errorf("output differs from %s (run with -update and review the diff)\n got:\n%s\nwant:\n%s", golden, got, want)
 			}
 
+			// The same on the Pebble backend, and with every key group moved
+			// between the backends after each watermark.
+			if gc.Window.Kind != WindowSession {
+				db := openTestPebble(t)
+				for _, variant := range []*windowRun{
+					{t: t, gc: gc, in: in, kgs: full, pebble: db, initial: BackendPebble, opID: 10},
+					{t: t, gc: gc, in: in, kgs: full, pebble: db, initial: BackendHeap, migrate: true, opID: 20},
+					{t: t, gc: gc, in: in, kgs: full, pebble: db, initial: BackendPebble, migrate: true, opID: 30},
+				} {
+					variant.run(lines, false)
+					if !slices.Equal(variant.out, plain.out) {
+						t.Errorf("initial %s, migrating %v: output differs:\n got:\n%s\nwant:\n%s", variant.initial, variant.migrate,
+							strings.Join(variant.out, "\n"), strings.Join(plain.out, "\n"))
+					}
+				}
+				onPebble := &windowRun{t: t, gc: gc, in: in, kgs: full, pebble: db, initial: BackendPebble, opID: 100}
+				onPebble.run(lines, true)
+				if s := plain.op.Stats(); onPebble.out[len(onPebble.out)-1] != fmt.Sprintf("state open=%d entries=%d", s.OpenWindows, s.StateEntries) {
+					t.Errorf("on Pebble, restored after every watermark: %s", onPebble.out[len(onPebble.out)-1])
+				}
+			}
+
 			restored := &windowRun{t: t, gc: gc, in: in, kgs: full}
 			restored.run(lines, true)
 			s := plain.op.Stats()
@@ -347,4 +400,14 @@ func TestWindowGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func openTestPebble(t testing.TB) *state.PebbleDB {
+	t.Helper()
+	db, err := state.OpenPebble(filepath.Join(t.TempDir(), "pebble"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -21,6 +21,10 @@ type keyState struct {
 	key  string
 	hash uint64
 	wins []keyWindow
+	// gone: the key's group moved to Pebble; gen counts such moves, so that
+	// pane entries made before one are recognised as stale.
+	gone bool
+	gen  uint32
 	// inline holds the first windows in the same allocation, saving a cache
 	// miss per record: a key has one open tumbling window most of the time.
 	inline [2]keyWindow
@@ -37,13 +41,18 @@ type pane struct {
 	entries []paneEntry
 	// fireQueued and cleanupQueued: a fire or cleanup timer is pending.
 	fireQueued, cleanupQueued bool
+	// pebbleKGs counts the window's entries in each key group on Pebble.
+	pebbleKGs map[int32]int
 }
 
 type paneEntry struct {
 	ks  *keyState
-	kg  int32
 	acc *windowAcc
+	kg  int32
+	gen uint32 // ks.gen when made; stale if it differs
 }
+
+func (pe paneEntry) stale() bool { return pe.gen != pe.ks.gen }
 
 // paneTimer is the key group of a pane's timers, which act on all its keys.
 const paneTimer = -1
@@ -118,6 +127,10 @@ func (o *WindowOperator) keyWindowAcc(kg int, key string, hash uint64, w window,
 		if len(ks.wins) == 0 {
 			o.idleKeys--
 		}
+		if ks.gone { // its group came back from Pebble
+			ks.gone = false
+			o.groupKeys[kg-o.kgs.Start] = append(o.groupKeys[kg-o.kgs.Start], ks)
+		}
 	}
 	acc = use
 	if acc == nil {
@@ -125,7 +138,7 @@ func (o *WindowOperator) keyWindowAcc(kg int, key string, hash uint64, w window,
 	}
 	ks.wins = append(ks.wins, keyWindow{w, acc})
 	p := o.paneFor(w)
-	p.entries = append(p.entries, paneEntry{ks: ks, kg: int32(kg), acc: acc})
+	p.entries = append(p.entries, paneEntry{ks: ks, acc: acc, kg: int32(kg), gen: ks.gen})
 	o.paneEntries++
 	return acc, true, nil
 }
@@ -133,6 +146,9 @@ func (o *WindowOperator) keyWindowAcc(kg int, key string, hash uint64, w window,
 // addPane accumulates r into window w of its key, and re-fires w for that
 // key if it has already fired.
 func (o *WindowOperator) addPane(r *Record, w window) error {
+	if o.onPebble(r.KeyGroup) {
+		return o.addPebble(r, w)
+	}
 	acc, created, err := o.keyWindowAcc(r.KeyGroup, r.Key, r.KeyHash, w, nil)
 	if err != nil {
 		return err
@@ -165,20 +181,25 @@ func (o *WindowOperator) addPane(r *Record, w window) error {
 	return o.emit(r.KeyGroup, r.Key, w, acc)
 }
 
-// onPaneTimer fires the pane's entries that have not fired, in arrival
-// order, or purges the pane.
+// onPaneTimer fires the pane's entries that have not fired, heap entries in
+// arrival order and then the key groups on Pebble, and purges the pane.
 func (o *WindowOperator) onPaneTimer(e *timerEntry) error {
 	p := o.panes[e.w]
 	if p == nil {
 		return nil
 	}
-	if e.flags == timerFire|timerCleanup {
-		return o.fireAndDropPane(p)
-	}
-	if e.flags&timerFire != 0 {
+	fire, cleanup := e.flags&timerFire != 0, e.flags&timerCleanup != 0
+	if fire {
 		p.fireQueued = false
+	}
+	switch {
+	case fire && cleanup:
+		if err := o.fireAndDropEntries(p); err != nil {
+			return err
+		}
+	case fire:
 		for _, pe := range p.entries {
-			if pe.acc.fired {
+			if pe.acc.fired || pe.stale() {
 				continue
 			}
 			pe.acc.fired = true
@@ -189,15 +210,23 @@ func (o *WindowOperator) onPaneTimer(e *timerEntry) error {
 			}
 		}
 	}
-	if e.flags&timerCleanup != 0 {
+	if o.pebble != nil {
+		if err := o.firePebble(p, fire, cleanup); err != nil {
+			return err
+		}
+	}
+	if cleanup {
 		o.dropPane(p)
 	}
 	return nil
 }
 
-// fireAndDropPane fires and purges a pane in one pass over its entries.
-func (o *WindowOperator) fireAndDropPane(p *pane) error {
+// fireAndDropEntries fires and purges a pane's heap entries in one pass.
+func (o *WindowOperator) fireAndDropEntries(p *pane) error {
 	for i, pe := range p.entries {
+		if pe.stale() {
+			continue
+		}
 		if !pe.acc.fired {
 			pe.acc.fired = true
 			o.stats.OpenWindows--
@@ -211,7 +240,6 @@ func (o *WindowOperator) fireAndDropPane(p *pane) error {
 	}
 	clear(p.entries)
 	p.entries = p.entries[:0]
-	o.dropPane(p)
 	return nil
 }
 
@@ -240,8 +268,11 @@ func (o *WindowOperator) dropEntry(w window, pe paneEntry) {
 // dropPane purges a pane and keeps its parts for reuse.
 func (o *WindowOperator) dropPane(p *pane) {
 	for _, pe := range p.entries {
-		o.dropEntry(p.w, pe)
+		if !pe.stale() {
+			o.dropEntry(p.w, pe)
+		}
 	}
+	clear(p.pebbleKGs)
 	clear(p.entries)
 	p.entries, p.fireQueued, p.cleanupQueued = p.entries[:0], false, false
 	delete(o.panes, p.w)

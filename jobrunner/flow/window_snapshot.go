@@ -63,6 +63,14 @@ func (o *WindowOperator) SnapshotKeyGroup(kg int, w io.Writer) error {
 			entries = append(entries, snapEntry{key: e.Key, w: e.NS, acc: acc})
 			return true
 		})
+	} else if o.onPebble(kg) {
+		err := o.eachPebbleEntry(kg, func(key string, w window, acc *windowAcc) error {
+			entries = append(entries, snapEntry{key: key, w: w, acc: acc})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	} else {
 		o.eachPaneEntry(kg, func(key string, w window, acc *windowAcc) {
 			entries = append(entries, snapEntry{key: key, w: w, acc: acc})
@@ -87,43 +95,11 @@ func (o *WindowOperator) SnapshotKeyGroup(kg int, w io.Writer) error {
 	}
 	b = binary.AppendUvarint(b, uint64(kg))
 	b = binary.AppendUvarint(b, uint64(len(entries)))
-	var keys []string
 	for _, e := range entries {
 		b = appendString(b, e.key)
 		b = binary.AppendVarint(b, e.w.Start)
 		b = binary.AppendVarint(b, e.w.End)
-		var flags byte
-		if e.acc.fired {
-			flags |= entryFired
-		}
-		b = append(b, flags)
-		for i := range o.aggs {
-			a, s := &o.aggs[i], &e.acc.slots[i]
-			switch a.fn {
-			case aggCount:
-				b = binary.AppendVarint(b, s.n)
-			case aggSum, aggMin, aggMax:
-				b = binary.AppendVarint(b, s.n)
-				if a.isInt {
-					b = binary.AppendVarint(b, s.i)
-				} else {
-					b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.f))
-				}
-			case aggAvg:
-				b = binary.AppendVarint(b, s.n)
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.f))
-			case aggCountDistinct:
-				keys = keys[:0]
-				for k := range s.set {
-					keys = append(keys, k)
-				}
-				slices.Sort(keys)
-				b = binary.AppendUvarint(b, uint64(len(keys)))
-				for _, k := range keys {
-					b = appendString(b, k)
-				}
-			}
-		}
+		b = o.appendAcc(b, e.acc)
 		// Bound the buffer for large groups.
 		if len(b) >= 1<<16 {
 			if _, err := w.Write(b); err != nil {
@@ -134,6 +110,61 @@ func (o *WindowOperator) SnapshotKeyGroup(kg int, w io.Writer) error {
 	}
 	_, err := w.Write(b)
 	return err
+}
+
+// appendAcc appends an accumulator's flags and aggregate slots, the part
+// of a snapshot entry after its key and window; Pebble values are the same
+// bytes.
+func (o *WindowOperator) appendAcc(b []byte, acc *windowAcc) []byte {
+	var flags byte
+	if acc.fired {
+		flags |= entryFired
+	}
+	b = append(b, flags)
+	for i := range o.aggs {
+		a, s := &o.aggs[i], &acc.slots[i]
+		switch a.fn {
+		case aggCount:
+			b = binary.AppendVarint(b, s.n)
+		case aggSum, aggMin, aggMax:
+			b = binary.AppendVarint(b, s.n)
+			if a.isInt {
+				b = binary.AppendVarint(b, s.i)
+			} else {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.f))
+			}
+		case aggAvg:
+			b = binary.AppendVarint(b, s.n)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.f))
+		case aggCountDistinct:
+			keys := make([]string, 0, len(s.set))
+			for k := range s.set {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			b = binary.AppendUvarint(b, uint64(len(keys)))
+			for _, k := range keys {
+				b = appendString(b, k)
+			}
+		}
+	}
+	return b
+}
+
+// decodeAcc reads what appendAcc wrote into acc.
+func (o *WindowOperator) decodeAcc(d *decoder, acc *windowAcc) {
+	flags := d.byte()
+	if d.err != nil {
+		return
+	}
+	if flags&^entryFired != 0 {
+		d.fail(fmt.Sprintf("unknown flags %#x", flags))
+		return
+	}
+	acc.fired = flags&entryFired != 0
+	for j := range o.aggs {
+		o.decodeSlot(d, &o.aggs[j], &acc.slots[j])
+	}
 }
 
 // RestoreKeyGroup loads a snapshot of key group kg, which must be empty in
@@ -147,6 +178,14 @@ func (o *WindowOperator) RestoreKeyGroup(kg int, r io.Reader) error {
 	empty := true
 	if o.accs != nil {
 		o.accs.Each(kg, func(stateEntry, *windowAcc) bool { empty = false; return false })
+	} else if o.onPebble(kg) {
+		errFound := errors.New("found")
+		if err := o.eachPebbleEntry(kg, func(string, window, *windowAcc) error { return errFound }); err != nil {
+			empty = false
+			if !errors.Is(err, errFound) {
+				return err
+			}
+		}
 	} else {
 		o.eachPaneEntry(kg, func(string, window, *windowAcc) { empty = false })
 	}
@@ -167,6 +206,12 @@ func (o *WindowOperator) RestoreKeyGroup(kg int, r io.Reader) error {
 	for _, e := range entries {
 		if !e.acc.fired {
 			o.stats.OpenWindows++
+		}
+		if o.onPebble(kg) {
+			if err := o.putPebbleEntry(kg, e.key, e.w, e.acc); err != nil {
+				return err
+			}
+			continue
 		}
 		if o.panes != nil {
 			if _, _, err := o.keyWindowAcc(kg, e.key, state.KeyHash(e.key), e.w, e.acc); err != nil {
@@ -189,6 +234,9 @@ func (o *WindowOperator) RestoreKeyGroup(kg int, r io.Reader) error {
 			o.sessions.Put(kg, struct{}{}, e.key, set)
 		}
 		set.ws = append(set.ws, e.w)
+	}
+	if o.onPebble(kg) {
+		return o.pebble.flush()
 	}
 	return nil
 }
@@ -227,12 +275,8 @@ func (o *WindowOperator) decodeKeyGroup(kg int, data []byte) ([]snapEntry, error
 	for i := 0; i < n && d.err == nil; i++ {
 		e := snapEntry{key: d.string()}
 		e.w.Start, e.w.End = d.varint(), d.varint()
-		flags := d.byte()
 		if d.err != nil {
 			break
-		}
-		if flags&^entryFired != 0 {
-			return nil, fmt.Errorf("%w: entry %d: unknown flags %#x", ErrCorruptSnapshot, i, flags)
 		}
 		if err := o.checkWindow(e.w); err != nil {
 			return nil, fmt.Errorf("%w: entry %d: %v", ErrCorruptSnapshot, i, err)
@@ -248,10 +292,7 @@ func (o *WindowOperator) decodeKeyGroup(kg int, data []byte) ([]snapEntry, error
 			}
 		}
 		e.acc = newWindowAcc(len(o.aggs))
-		e.acc.fired = flags&entryFired != 0
-		for j := range o.aggs {
-			o.decodeSlot(&d, &o.aggs[j], &e.acc.slots[j])
-		}
+		o.decodeAcc(&d, e.acc)
 		entries = append(entries, e)
 	}
 	if d.err != nil {

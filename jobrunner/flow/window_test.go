@@ -256,20 +256,27 @@ func TestWindowSnapshotRestoreRescaled(t *testing.T) {
 				t.Fatal("nothing in state at the cut: the test proves nothing")
 			}
 
-			b := &windowRun{t: t, gc: gc, in: in, kgs: state.KeyGroupRange{Start: 0, End: 127}}
-			b.op = b.newOperator()
-			for kg, s := range snaps {
-				mustNil(t, b.op.RestoreKeyGroup(kg, bytes.NewReader(s)))
+			// Restored on the heap, and (but for sessions) on Pebble.
+			targets := []*windowRun{{t: t, gc: gc, in: in, kgs: state.KeyGroupRange{Start: 0, End: 127}}}
+			if cfg.Kind != WindowSession {
+				targets = append(targets, &windowRun{t: t, gc: gc, in: in, kgs: state.KeyGroupRange{Start: 0, End: 127},
+					pebble: openTestPebble(t), initial: BackendPebble})
 			}
-			mustNil(t, b.op.Watermark(a.op.CurrentWatermark()))
-			if got, want := b.op.Stats(), a.op.Stats(); got.StateEntries != want.StateEntries || got.OpenWindows != want.OpenWindows {
-				t.Fatalf("restored state %+v, want %+v", got, want)
-			}
-			b.continueRun(events[cut:])
-			rest := ref.out[prefix : len(ref.out)-1]
-			if !slices.Equal(b.out, rest) {
-				t.Errorf("after restore into %v the output differs:\n got %d lines:\n%s\nwant %d lines:\n%s", b.kgs,
-					len(b.out), strings.Join(b.out, "\n"), len(rest), strings.Join(rest, "\n"))
+			for _, b := range targets {
+				b.op = b.newOperator()
+				for kg, s := range snaps {
+					mustNil(t, b.op.RestoreKeyGroup(kg, bytes.NewReader(s)))
+				}
+				mustNil(t, b.op.Watermark(a.op.CurrentWatermark()))
+				if got, want := b.op.Stats(), a.op.Stats(); got.StateEntries != want.StateEntries || got.OpenWindows != want.OpenWindows {
+					t.Fatalf("restored state %+v, want %+v", got, want)
+				}
+				b.continueRun(events[cut:])
+				rest := ref.out[prefix : len(ref.out)-1]
+				if !slices.Equal(b.out, rest) {
+					t.Errorf("after restore into %v on %s the output differs:\n got %d lines:\n%s\nwant %d lines:\n%s", b.kgs, b.initial,
+						len(b.out), strings.Join(b.out, "\n"), len(rest), strings.Join(rest, "\n"))
+				}
 			}
 		})
 	}
@@ -485,5 +492,64 @@ func TestKeyTable(t *testing.T) {
 	kt.put(all[3])
 	if kt.n != 1 || kt.get(all[3].hash, all[3].key) != all[3] || kt.get(all[4].hash, all[4].key) != nil {
 		t.Error("reset table wrong")
+	}
+}
+
+// Key groups moved between the backends at random moments between records
+// change nothing in the output, the counters or the state.
+func TestWindowMigrationBetweenRecords(t *testing.T) {
+	allAggs := []AggConfig{{Func: "count"}, {Func: "sum", Field: "v"}, {Func: "min", Field: "v"},
+		{Func: "avg", Field: "v"}, {Func: "countDistinct", Field: "u"}}
+	for _, cfg := range []WindowConfig{
+		{Kind: WindowTumbling, Size: 1000, AllowedLateness: 500},
+		{Kind: WindowTumbling, Size: 700},
+		{Kind: WindowSliding, Size: 2000, Slide: 500, AllowedLateness: 300},
+	} {
+		t.Run(fmt.Sprintf("%s-%d-%d", cfg.Kind, cfg.Size, cfg.AllowedLateness), func(t *testing.T) {
+			in := goldenSchema(t, "int")
+			gc := goldenCase{Window: cfg, Aggregates: allAggs, LateOutput: true}
+			kgs := state.KeyGroupRange{Start: 0, End: 127}
+			events := genEvents(uint64(cfg.Size), 3000, 0, 127)
+			ref := &windowRun{t: t, gc: gc, in: in, kgs: kgs}
+			ref.run(events, false)
+
+			w := &windowRun{t: t, gc: gc, in: in, kgs: kgs, pebble: openTestPebble(t), initial: BackendHeap}
+			w.op = w.newOperator()
+			keyBy, err := NewKeyBy("key", w.in, goldenMaxParallelism, EmitterFunc(func(r *Record) error { return w.op.Process(r) }))
+			mustNil(t, err)
+			rng := rand.New(rand.NewPCG(7, uint64(cfg.Size)))
+			moves := 0
+			for _, l := range events {
+				if e := events[rng.IntN(len(events))]; rng.IntN(10) == 0 && e.Watermark == nil {
+					kg := state.KeyGroup(e.Key, 128) // a group that holds keys
+					to := Backend(rng.IntN(2))
+					_, err := w.op.MigrateKeyGroup(kg, to)
+					mustNil(t, err)
+					moves++
+				}
+				if l.Watermark != nil {
+					w.out = append(w.out, fmt.Sprintf("watermark %d", *l.Watermark))
+					w.firing = true
+					mustNil(t, w.op.Watermark(*l.Watermark))
+					w.firing = false
+					w.flushFired()
+					continue
+				}
+				r := l.record(t, in)
+				mustNil(t, keyBy.Process(&r))
+			}
+			b, _ := json.Marshal(w.op.Stats())
+			w.out = append(w.out, "stats "+string(b))
+			if !slices.Equal(w.out, ref.out) {
+				t.Errorf("after %d moves the output differs:\n got:\n%s\nwant:\n%s", moves, strings.Join(w.out, "\n"), strings.Join(ref.out, "\n"))
+			}
+			onPebble := 0
+			for kg := 0; kg < 128; kg++ {
+				if w.op.KeyGroupBackend(kg) == BackendPebble {
+					onPebble++
+				}
+			}
+			t.Logf("%d moves, %d key groups end on Pebble, %d entries there", moves, onPebble, w.op.PebbleEntries())
+		})
 	}
 }
