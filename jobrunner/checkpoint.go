@@ -7,14 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/tidewatch/tidewatch/jobrunner/connectors"
 )
 
 // Checkpoint errors.
@@ -127,15 +132,23 @@ type snapshot struct {
 	size   int64  // bytes on disk
 }
 
-// writeCheckpoint writes s into dir, which must not hold a complete
-// checkpoint already. Files are fsynced before _metadata is renamed into
-// place, and the directory after.
-func writeCheckpoint(dir string, s *snapshot) error {
-	if _, err := os.Stat(filepath.Join(dir, metadataFile)); err == nil {
-		return fmt.Errorf("jobrunner: checkpoint directory %s already holds a checkpoint", dir)
+// writeCheckpoint writes s into dir on fsys; dir must not hold a complete
+// checkpoint already. State files are written and made durable first;
+// _metadata is written last, as a temporary file that is renamed into place,
+// so a reader sees either no checkpoint or all of it. Locally every file is
+// fsynced, and the rename fsyncs the directory (which makes the state files'
+// names durable too, as they are in the same directory); on HDFS a file is
+// complete once every datanode of its pipeline has acknowledged it, and the
+// namenode logs the rename before it answers.
+func writeCheckpoint(fsys connectors.FS, dir string, s *snapshot) error {
+	meta := fsys.Join(dir, metadataFile)
+	if _, err := fsys.Stat(meta); err == nil {
+		return fmt.Errorf("jobrunner: checkpoint directory %s already holds a checkpoint", fsys.URL(dir))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("jobrunner: write checkpoint %s: %w", fsys.URL(dir), err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("jobrunner: write checkpoint: %w", err)
+	if err := fsys.MkdirAll(dir); err != nil {
+		return fmt.Errorf("jobrunner: write checkpoint: create %s: %w", fsys.URL(dir), err)
 	}
 	ops := make([]string, 0, len(s.states))
 	for op := range s.states {
@@ -148,7 +161,7 @@ func writeCheckpoint(dir string, s *snapshot) error {
 		payload := s.states[op]
 		name := op + ".state"
 		data := encodeEnvelope(kindState, payload)
-		if err := writeFileSync(filepath.Join(dir, name), data); err != nil {
+		if err := fsWriteFile(fsys, fsys.Join(dir, name), data); err != nil {
 			return fmt.Errorf("jobrunner: write checkpoint: %w", err)
 		}
 		size += int64(len(data))
@@ -158,62 +171,148 @@ func writeCheckpoint(dir string, s *snapshot) error {
 	}
 	payload, err := json.Marshal(s.meta)
 	if err != nil {
-		return fmt.Errorf("jobrunner: write checkpoint: %w", err)
+		return fmt.Errorf("jobrunner: write checkpoint %s: %w", fsys.URL(dir), err)
 	}
 	data := encodeEnvelope(kindMetadata, payload)
-	if err := writeFileAtomic(filepath.Join(dir, metadataFile), data); err != nil {
+	if err := fsWriteFileAtomic(fsys, meta, data); err != nil {
 		return fmt.Errorf("jobrunner: write checkpoint: %w", err)
 	}
-	s.path = dir
+	s.path = fsys.URL(dir)
 	s.size = size + int64(len(data))
-	return syncDir(filepath.Dir(dir))
+	return nil
 }
 
-// readCheckpoint reads and verifies the checkpoint in dir.
-func readCheckpoint(dir string) (*snapshot, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, metadataFile))
+// readCheckpoint reads and verifies the checkpoint at a location: a local
+// path, file:///path or hdfs://namenode/path.
+func readCheckpoint(location string) (*snapshot, error) {
+	fsys, dir, err := connectors.OpenFS(location)
+	if err != nil {
+		return nil, fmt.Errorf("jobrunner: read checkpoint %s: %w", location, err)
+	}
+	defer fsys.Close()
+	return readCheckpointFS(fsys, dir)
+}
+
+// readCheckpointFS reads and verifies the checkpoint in dir on fsys.
+func readCheckpointFS(fsys connectors.FS, dir string) (*snapshot, error) {
+	metaPath := fsys.Join(dir, metadataFile)
+	raw, err := readFile(fsys, metaPath, -1)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s has no %s", ErrNoCheckpoint, dir, metadataFile)
+		return nil, fmt.Errorf("%w: %s has no %s", ErrNoCheckpoint, fsys.URL(dir), metadataFile)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jobrunner: read checkpoint %s: %w", dir, err)
+		return nil, fmt.Errorf("jobrunner: read checkpoint %s: %w", fsys.URL(dir), err)
 	}
 	payload, err := decodeEnvelope(raw, kindMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, metadataFile), err)
+		return nil, fmt.Errorf("%s: %w", fsys.URL(metaPath), err)
 	}
-	s := &snapshot{states: map[string][]byte{}, path: dir, size: int64(len(raw))}
+	s := &snapshot{states: map[string][]byte{}, path: fsys.URL(dir), size: int64(len(raw))}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s.meta); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, filepath.Join(dir, metadataFile), err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, fsys.URL(metaPath), err)
 	}
 	if s.meta.CheckpointID < 1 {
-		return nil, fmt.Errorf("%w: %s: checkpoint id %d", ErrCorruptCheckpoint, dir, s.meta.CheckpointID)
+		return nil, fmt.Errorf("%w: %s: checkpoint id %d", ErrCorruptCheckpoint, fsys.URL(dir), s.meta.CheckpointID)
 	}
 	for _, sf := range s.meta.StateFiles {
-		if sf.File != filepath.Base(sf.File) || sf.File == metadataFile || !strings.HasSuffix(sf.File, ".state") {
-			return nil, fmt.Errorf("%w: %s: bad state file name %q", ErrCorruptCheckpoint, dir, sf.File)
+		if strings.ContainsAny(sf.File, `/\`) || sf.File == metadataFile || !strings.HasSuffix(sf.File, ".state") || sf.Size < 0 {
+			return nil, fmt.Errorf("%w: %s: bad state file %q", ErrCorruptCheckpoint, fsys.URL(dir), sf.File)
 		}
-		p := filepath.Join(dir, sf.File)
-		raw, err := os.ReadFile(p)
+		p := fsys.Join(dir, sf.File)
+		// Read one byte more than expected: enough to tell a longer file.
+		raw, err := readFile(fsys, p, sf.Size+1)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, fsys.URL(p), err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptCheckpoint, p, err)
+			return nil, fmt.Errorf("jobrunner: read checkpoint %s: %w", fsys.URL(dir), err)
 		}
 		if int64(len(raw)) != sf.Size {
-			return nil, fmt.Errorf("%w: %s: %d bytes, metadata says %d", ErrCorruptCheckpoint, p, len(raw), sf.Size)
+			return nil, fmt.Errorf("%w: %s: %d bytes, metadata says %d", ErrCorruptCheckpoint, fsys.URL(p), len(raw), sf.Size)
 		}
 		st, err := decodeEnvelope(raw, kindState)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, fmt.Errorf("%s: %w", fsys.URL(p), err)
 		}
 		if crc32.Checksum(st, castagnoli) != sf.CRC32C {
-			return nil, fmt.Errorf("%w: %s: does not belong to this checkpoint", ErrCorruptCheckpoint, p)
+			return nil, fmt.Errorf("%w: %s: does not belong to this checkpoint", ErrCorruptCheckpoint, fsys.URL(p))
 		}
 		s.states[sf.Operator] = st
 		s.size += int64(len(raw))
 	}
 	return s, nil
+}
+
+// readFile reads at most limit bytes of name (all of it when limit < 0).
+func readFile(fsys connectors.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if limit >= 0 {
+		r = io.LimitReader(f, limit)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", fsys.URL(name), err)
+	}
+	return b, nil
+}
+
+// fsWriteFile creates or replaces name with data and makes the content
+// durable (fsync locally; on HDFS, Close returns once the datanodes have it).
+func fsWriteFile(fsys connectors.FS, name string, data []byte) error {
+	f, err := fsys.Create(name)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", fsys.URL(name), err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", fsys.URL(name), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", fsys.URL(name), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", fsys.URL(name), err)
+	}
+	return nil
+}
+
+// fsWriteFileAtomic writes name via a durable temporary file and a rename, so
+// readers see either the old content or the complete new one.
+func fsWriteFileAtomic(fsys connectors.FS, name string, data []byte) error {
+	tmp := name + ".tmp"
+	if err := fsWriteFile(fsys, tmp, data); err != nil {
+		_ = fsys.Remove(tmp)
+		return err
+	}
+	if err := fsys.Rename(tmp, name); err != nil {
+		_ = fsys.Remove(tmp)
+		return fmt.Errorf("rename %s to %s: %w", fsys.URL(tmp), fsys.URL(name), err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes a local file via a fsynced temporary file and a
+// rename, so readers see either the old content or the complete new one (for
+// the job master's own files in its work directory).
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, data); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -232,21 +331,6 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-// writeFileAtomic writes path via a fsynced temporary file and a rename, so
-// readers see either the old content or the complete new one.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, data); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -259,51 +343,149 @@ func syncDir(dir string) error {
 // checkpointRef names one checkpoint or savepoint directory in the store.
 type checkpointRef struct {
 	id        int64
-	path      string
+	path      string // a path of the store's file system
 	savepoint bool
 	complete  bool
 }
 
-// checkpointStore manages a job's checkpoint directory:
+// checkpointStore manages a job's checkpoint directory on its storage (a
+// local directory or HDFS, see checkpointStorage):
 //
 //	<dir>/chk-<id>/                          periodic checkpoints, newest retained kept
 //	<dir>/savepoints/savepoint-<jid6>-<id>/   savepoints, never deleted automatically
 //
 // Checkpoint ids are shared by checkpoints and savepoints and grow
-// monotonically across restarts.
+// monotonically across restarts. Checkpoints and savepoints are named by
+// location (see resolve): a local path, or an hdfs:// URL on HDFS.
 type checkpointStore struct {
-	dir      string
+	storage  checkpointStorage
 	retained int
 	log      *logrus.Entry
 }
 
+func (c *checkpointStore) dir() string { return c.storage.Dir() }
+
 func (c *checkpointStore) checkpointPath(id int64) string {
-	return filepath.Join(c.dir, checkpointPref+strconv.FormatInt(id, 10))
+	return c.storage.URL(c.storage.Join(c.dir(), checkpointPref+strconv.FormatInt(id, 10)))
 }
 
-func (c *checkpointStore) defaultSavepointDir() string { return filepath.Join(c.dir, savepointDir) }
+func (c *checkpointStore) defaultSavepointDir() string {
+	return c.storage.Join(c.dir(), savepointDir)
+}
 
-// savepointPath names a savepoint under target (the default when empty).
+// savepointPath names a savepoint under target (the store's savepoints
+// directory when empty). A target without a scheme is on the store's own
+// file system; see resolve.
 func (c *checkpointStore) savepointPath(target, jobID string, id int64) string {
-	if target == "" {
-		target = c.defaultSavepointDir()
-	} else if abs, err := filepath.Abs(target); err == nil {
-		target = abs
+	name := fmt.Sprintf("%s%s-%d", savepointPref, jobID[:6], id)
+	switch {
+	case target == "":
+		return c.storage.URL(c.storage.Join(c.defaultSavepointDir(), name))
+	case hasScheme(target):
+		return strings.TrimRight(target, "/") + "/" + name
 	}
-	return filepath.Join(target, fmt.Sprintf("%s%s-%d", savepointPref, jobID[:6], id))
+	if _, local := c.storage.(*localStorage); local {
+		if abs, err := filepath.Abs(target); err == nil {
+			target = abs
+		}
+		return filepath.Join(target, name)
+	}
+	if !path.IsAbs(target) {
+		return path.Join(target, name) // resolve rejects it when it is written
+	}
+	return c.storage.URL(path.Join(target, name))
+}
+
+// hasScheme reports whether loc is a URL (scheme://...) rather than a path.
+func hasScheme(loc string) bool {
+	scheme, _, ok := strings.Cut(loc, "://")
+	return ok && scheme != "" && !strings.ContainsAny(scheme, `/\.`)
+}
+
+// resolve finds the file system and path of a location: a path without a
+// scheme is on the store's own file system (relative paths are relative to
+// the working directory locally and rejected on HDFS); file:///path is local
+// and hdfs://authority/path is on HDFS. A location on another file system
+// than the store's is opened for the call; release closes it.
+func (c *checkpointStore) resolve(loc string) (fsys connectors.FS, p string, release func(), err error) {
+	_, local := c.storage.(*localStorage)
+	if !hasScheme(loc) {
+		if local {
+			if p, err = filepath.Abs(loc); err != nil {
+				return nil, "", nil, fmt.Errorf("jobrunner: %s: %w", loc, err)
+			}
+			return c.storage, p, func() {}, nil
+		}
+		if !path.IsAbs(loc) {
+			return nil, "", nil, fmt.Errorf("jobrunner: %s: a relative path cannot name a location on HDFS checkpoint storage (%s); give an absolute path or a URL",
+				loc, c.storage.URL(c.dir()))
+		}
+		return c.storage, path.Clean(loc), func() {}, nil
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("jobrunner: bad location %q: %v", loc, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if local && (u.Host == "" || u.Host == "localhost") && u.Path != "" {
+			return c.storage, filepath.FromSlash(u.Path), func() {}, nil
+		}
+	case "hdfs":
+		if own, err := url.Parse(c.storage.URL("/")); !local && err == nil && u.Host != "" && u.Host == own.Host {
+			p := u.Path
+			if p == "" {
+				p = "/"
+			}
+			return c.storage, path.Clean(p), func() {}, nil
+		}
+	default:
+		return nil, "", nil, fmt.Errorf("jobrunner: %s: unsupported file system %q (want a path, file:///path or hdfs://namenode/path)", loc, u.Scheme)
+	}
+	fsys, p, err = connectors.OpenFS(loc)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("jobrunner: %w", err)
+	}
+	return fsys, p, func() {
+		if err := fsys.Close(); err != nil {
+			c.log.WithError(err).WithField("path", loc).Warn("closing file system")
+		}
+	}, nil
+}
+
+// write writes s as a checkpoint or savepoint at location.
+func (c *checkpointStore) write(location string, s *snapshot) error {
+	fsys, p, release, err := c.resolve(location)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return writeCheckpoint(fsys, p, s)
+}
+
+// read reads and verifies the checkpoint or savepoint at location (an
+// explicit restore).
+func (c *checkpointStore) read(location string) (*snapshot, error) {
+	fsys, p, release, err := c.resolve(location)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return readCheckpointFS(fsys, p)
 }
 
 // list returns every checkpoint and savepoint directory of the store, newest
 // (highest id) first.
 func (c *checkpointStore) list() ([]checkpointRef, error) {
 	var refs []checkpointRef
+	st := c.storage
 	scan := func(dir, prefix string, savepoint bool) error {
-		entries, err := os.ReadDir(dir)
+		entries, err := st.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("read directory %s: %w", st.URL(dir), err)
 		}
 		for _, e := range entries {
 			if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
@@ -317,13 +499,18 @@ func (c *checkpointStore) list() ([]checkpointRef, error) {
 			if err != nil || id < 1 {
 				continue
 			}
-			p := filepath.Join(dir, e.Name())
-			_, statErr := os.Stat(filepath.Join(p, metadataFile))
+			p := st.Join(dir, e.Name())
+			// An error other than "missing" must not make a complete
+			// checkpoint look incomplete: prune would delete it.
+			_, statErr := st.Stat(st.Join(p, metadataFile))
+			if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
+				return fmt.Errorf("stat %s: %w", st.URL(st.Join(p, metadataFile)), statErr)
+			}
 			refs = append(refs, checkpointRef{id: id, path: p, savepoint: savepoint, complete: statErr == nil})
 		}
 		return nil
 	}
-	if err := scan(c.dir, checkpointPref, false); err != nil {
+	if err := scan(c.dir(), checkpointPref, false); err != nil {
 		return nil, fmt.Errorf("jobrunner: list checkpoints: %w", err)
 	}
 	if err := scan(c.defaultSavepointDir(), savepointPref, true); err != nil {
@@ -353,7 +540,10 @@ func (c *checkpointStore) maxID() (int64, error) {
 }
 
 // latest returns the newest complete checkpoint or savepoint that reads back
-// intact. Corrupt ones are logged and skipped; nil, nil means none exists.
+// intact. Corrupt ones are logged and skipped; nil, nil means none exists. An
+// error reading the storage (an unreachable namenode, say) is returned
+// rather than taken for corruption: restoring an older checkpoint than
+// necessary would replay output the sinks have already committed.
 func (c *checkpointStore) latest() (*snapshot, error) {
 	refs, err := c.list()
 	if err != nil {
@@ -363,9 +553,12 @@ func (c *checkpointStore) latest() (*snapshot, error) {
 		if !r.complete {
 			continue
 		}
-		s, err := readCheckpoint(r.path)
+		s, err := readCheckpointFS(c.storage, r.path)
+		if err != nil && !errors.Is(err, ErrCorruptCheckpoint) && !errors.Is(err, ErrNoCheckpoint) {
+			return nil, err
+		}
 		if err != nil {
-			c.log.WithError(err).WithField("path", r.path).Warn("skipping unreadable checkpoint, trying an older one")
+			c.log.WithError(err).WithField("path", c.storage.URL(r.path)).Warn("skipping unreadable checkpoint, trying an older one")
 			continue
 		}
 		return s, nil
@@ -405,12 +598,13 @@ func (c *checkpointStore) prune() ([]int64, error) {
 		}
 		// _metadata first: a crash mid-delete must leave an incomplete
 		// checkpoint, not a complete-looking one with missing state.
-		if err := os.Remove(filepath.Join(r.path, metadataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		meta := c.storage.Join(r.path, metadataFile)
+		if err := c.storage.Remove(meta); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("jobrunner: prune: remove %s: %w", c.storage.URL(meta), err))
 			continue
 		}
-		if err := os.RemoveAll(r.path); err != nil {
-			errs = append(errs, err)
+		if err := c.storage.RemoveAll(r.path); err != nil {
+			errs = append(errs, fmt.Errorf("jobrunner: prune: remove %s: %w", c.storage.URL(r.path), err))
 			continue
 		}
 		deleted = append(deleted, r.id)

@@ -37,6 +37,7 @@ type job struct {
 	attempt   int // deployment attempt, 1 for the first
 	latency   latencyWindow
 	eng       atomic.Pointer[flow.Engine] // the running engine, for metrics
+	migr      migrations
 
 	// Published by the pipeline after every batch.
 	sourceOut      atomic.Int64

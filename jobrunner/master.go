@@ -197,17 +197,22 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 	log := opts.Log.WithFields(logrus.Fields{"component": "jobmaster", "jobId": opts.JobID})
 	startTime := time.Now()
 
-	// Absolute, so checkpoint and savepoint paths in the REST API and in
-	// result.json mean the same thing to every reader.
-	if opts.CheckpointDir, err = filepath.Abs(opts.CheckpointDir); err != nil {
-		return fmt.Errorf("jobrunner: checkpoint dir: %w", err)
+	// Absolute (or a full hdfs:// URL), so checkpoint and savepoint paths in
+	// the REST API and in result.json mean the same thing to every reader.
+	ckStorage, err := openCheckpointStorage(opts.CheckpointDir, log.WithField("component", "checkpoints"))
+	if err != nil {
+		return err
 	}
-	for _, dir := range []string{opts.WorkDir, opts.CheckpointDir} {
+	defer ckStorage.Close()
+	opts.CheckpointDir = ckStorage.URL(ckStorage.Dir())
+	for _, dir := range []string{opts.WorkDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("jobrunner: %w", err)
 		}
 	}
-	unlock, err := lockDir(opts.CheckpointDir)
+	// Creates the checkpoint directory; local: flock, HDFS: a lease on
+	// <dir>/.lock (see checkpoint_lock.go).
+	unlock, err := ckStorage.Lock(ctx, newLockOwner(opts.JobID, max(1, opts.Attempt)))
 	if err != nil {
 		return err
 	}
@@ -248,14 +253,18 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
-	go sampleProcess(sampleCtx, j.proc)
+	var observe func(context.Context, procstat.Sample)
+	if spec.AutoMigrate != nil {
+		observe = (&memoryPolicy{j: j, spec: *spec.AutoMigrate}).observe
+	}
+	go sampleProcess(sampleCtx, j.proc, observe)
 	j.metrics, err = newJobMetrics(opts.Registry, j, time.Now)
 	if err != nil {
 		return fail(fmt.Errorf("jobrunner: register metrics: %w", err))
 	}
 	defer j.metrics.unregister()
 
-	store := &checkpointStore{dir: opts.CheckpointDir, retained: spec.Checkpoint.Retained, log: log.WithField("component", "checkpoints")}
+	store := &checkpointStore{storage: ckStorage, retained: spec.Checkpoint.Retained, log: log.WithField("component", "checkpoints")}
 	j.store = store
 	b, err := buildPlan(spec, opts.CheckpointDir, log)
 	if err != nil {
@@ -269,6 +278,14 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 		j.ingest = b.ingest
 		defer b.ingest.Close()
 	}
+	// Scratch space for the Pebble backend, deleted on the way out: keyed
+	// state is rebuilt from checkpoints.
+	b.stateDir = filepath.Join(opts.WorkDir, ".tidewatch-state-"+opts.JobID[:6])
+	defer func() {
+		if err := b.closeState(); err != nil {
+			log.WithError(err).Warn("closing the Pebble state store")
+		}
+	}()
 	p := newPipeline(j, spec, store, b)
 	if err := p.restoreAndOpen(opts.Restore, startTime); err != nil {
 		return fail(err)
@@ -436,7 +453,9 @@ func memoryLimit(spec *Spec) uint64 {
 // sampleInterval is how often the job master samples its process.
 const sampleInterval = time.Second
 
-func sampleProcess(ctx context.Context, ps *procstat.Sampler) {
+// sampleProcess samples the process every sampleInterval and hands each
+// sample to observe, if not nil.
+func sampleProcess(ctx context.Context, ps *procstat.Sampler, observe func(context.Context, procstat.Sample)) {
 	t := time.NewTicker(sampleInterval)
 	defer t.Stop()
 	for {
@@ -444,7 +463,10 @@ func sampleProcess(ctx context.Context, ps *procstat.Sampler) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			ps.Sample(now)
+			s := ps.Sample(now)
+			if observe != nil {
+				observe(ctx, s)
+			}
 		}
 	}
 }

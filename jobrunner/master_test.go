@@ -159,8 +159,9 @@ func TestBoundedJobCountsEveryRecord(t *testing.T) {
 	}
 }
 
-// Cancelled at several points and restored each time, a job commits exactly
-// the output of an uninterrupted run.
+// Cancelled at several points and restored each time — alternately into the
+// heap and the Pebble backend, so every restore crosses backends — a job
+// commits exactly the output of an uninterrupted run.
 func TestExactlyOnceAcrossCancels(t *testing.T) {
 	const n = 200000
 	spec := func(out string) string {
@@ -178,8 +179,11 @@ func TestExactlyOnceAcrossCancels(t *testing.T) {
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	specFile := writeSpecFile(t, dir, spec(out))
+	backends := map[string]int{}
 	for run := 0; ; run++ {
+		backend := []string{BackendHeap, BackendPebble}[run%2]
+		backends[backend]++
+		specFile := writeSpecFile(t, dir, spec(out)+"stateBackend: "+backend+"\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		o := masterOpts(t, dir, specFile)
 		timer := time.AfterFunc(time.Duration(150+run*70)*time.Millisecond, cancel)
@@ -193,6 +197,7 @@ func TestExactlyOnceAcrossCancels(t *testing.T) {
 			if run == 0 {
 				t.Log("the job finished before the first cancel")
 			}
+			t.Logf("runs per backend: %v", backends)
 			break
 		}
 		if run > 50 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/jobrunner/flow"
 	"github.com/tidewatch/tidewatch/jobrunner/procstat"
+	"github.com/tidewatch/tidewatch/state"
 )
 
 // Operator ids used as the "operator" label and as checkpoint state names.
@@ -158,10 +159,17 @@ var (
 		"idle":         {"subtask_idle_seconds_total", "Time a source subtask spent waiting for input."},
 		"watermark":    {"subtask_watermark_milliseconds", "A subtask's current watermark, epoch ms (NaN before its first)."},
 		"state":        {"state_entries", "State entries of a keyed subtask, by state backend."},
+		"kgBackend":    {"state_key_groups", "Key groups of a keyed subtask, by state backend."},
+		"migrated":     {"state_migrated_entries_total", "State entries moved between backends."},
+		"migrating":    {"state_migration_seconds_total", "Time spent moving key groups between backends."},
+		"stall":        {"state_migration_longest_stall_seconds", "The longest single key-group move of a subtask, during which its records waited."},
+		"pending":      {"state_migration_pending_key_groups", "Key groups a subtask still has to move."},
 	}
 	descLabels = map[string][]string{
 		"recordsIn": {"operator", "subtask"}, "recordsOut": {"operator", "subtask"}, "subtaskBP": {"operator", "subtask"},
 		"idle": {"operator", "subtask"}, "watermark": {"operator", "subtask"}, "state": {"operator", "subtask", "backend"},
+		"kgBackend": {"operator", "subtask", "backend"}, "migrated": {"operator", "subtask"}, "migrating": {"operator", "subtask"},
+		"stall": {"operator", "subtask"}, "pending": {"operator", "subtask"},
 	}
 )
 
@@ -219,7 +227,16 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			counter("recordsOut", float64(s.SinkRecords.Load()), opSink, sub)
 			counter("subtaskBP", time.Duration(s.BackpressuredNs.Load()).Seconds(), opWindow, sub)
 			gauge("watermark", watermark(s.Watermark.Load()), opWindow, sub)
-			gauge("state", float64(s.StateEntries.Load()), opWindow, sub, j.spec.StateBackend)
+			onPebble := s.PebbleEntries.Load()
+			gauge("state", float64(s.StateEntries.Load()-onPebble), opWindow, sub, BackendHeap)
+			gauge("state", float64(onPebble), opWindow, sub, BackendPebble)
+			kgs := int64(state.RangeForSubtask(j.spec.MaxParallelism, len(eng.KeyedStats), i).Len())
+			gauge("kgBackend", float64(kgs-s.PebbleKeyGroups.Load()), opWindow, sub, BackendHeap)
+			gauge("kgBackend", float64(s.PebbleKeyGroups.Load()), opWindow, sub, BackendPebble)
+			counter("migrated", float64(s.MigratedEntries.Load()), opWindow, sub)
+			counter("migrating", time.Duration(s.MigrationNs.Load()).Seconds(), opWindow, sub)
+			gauge("stall", time.Duration(s.MigrationLongestStallNs.Load()).Seconds(), opWindow, sub)
+			gauge("pending", float64(s.MigrationPending.Load()), opWindow, sub)
 		}
 	}
 	counter("emitted", float64(emitted))

@@ -63,7 +63,7 @@ func (p *pipeline) restoreAndOpen(mode string, now time.Time) error {
 	case RestoreLatest:
 		s, err = p.store.latest()
 	default:
-		s, err = readCheckpoint(mode)
+		s, err = p.store.read(mode)
 	}
 	if err != nil {
 		return fmt.Errorf("jobrunner: restore from %s: %w", mode, err)
@@ -234,7 +234,7 @@ func (p *pipeline) snapshotTo(id int64, typ, targetDir string, trigger time.Time
 	if typ != typeCheckpoint {
 		dir = p.store.savepointPath(targetDir, p.j.id, id)
 	}
-	if err := writeCheckpoint(dir, s); err != nil {
+	if err := p.store.write(dir, s); err != nil {
 		return nil, err
 	}
 	// Only a stored checkpoint makes the sinks' pending output visible.

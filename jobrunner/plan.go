@@ -1,9 +1,12 @@
 package jobrunner
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +41,44 @@ type built struct {
 	plan   flow.Plan
 	ingest *connectors.Ingest // the http source's endpoint, or nil
 	late   lateCounts
+
+	// stateDir is where the Pebble store of the keyed state goes; it is
+	// opened when the first keyed operator is built and closed (and
+	// deleted) by closeState.
+	stateDir string
+	pdbMu    sync.Mutex
+	pdb      *state.PebbleDB
+}
+
+// windowStateID is the window operator's state in the Pebble store.
+const windowStateID state.StateID = 1
+
+func (b *built) pebble() (*state.PebbleDB, error) {
+	b.pdbMu.Lock()
+	defer b.pdbMu.Unlock()
+	if b.pdb == nil {
+		if b.stateDir == "" {
+			return nil, errors.New("jobrunner: no state directory for the Pebble backend")
+		}
+		db, err := state.OpenPebble(b.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		b.pdb = db
+	}
+	return b.pdb, nil
+}
+
+// closeState closes the Pebble store, if open, and deletes its directory.
+func (b *built) closeState() error {
+	b.pdbMu.Lock()
+	defer b.pdbMu.Unlock()
+	if b.pdb == nil {
+		return nil
+	}
+	err := b.pdb.Close()
+	b.pdb = nil
+	return err
 }
 
 // lateCounts counts records later than a window allows.
@@ -92,7 +133,19 @@ func buildPlan(spec *Spec, ckDir string, log *logrus.Entry) (*built, error) {
 				b.late.sideOutput.Add(1)
 				return late.Emit(r)
 			})
-			return flow.NewWindowOperator(cfg, aggs, winIn, kgs, out, lateOut)
+			op, err := flow.NewWindowOperator(cfg, aggs, winIn, kgs, out, lateOut)
+			if err != nil || cfg.Kind == flow.WindowSession {
+				return op, err // sessions keep their state on the heap
+			}
+			db, err := b.pebble()
+			if err != nil {
+				return nil, err
+			}
+			initial, err := flow.ParseBackend(spec.StateBackend)
+			if err != nil {
+				return nil, err
+			}
+			return op, op.UsePebble(db, windowStateID, initial)
 		}
 		if spec.LateSink.Type != "" {
 			if b.plan.LateSink, err = sinkFactory(spec.LateSink, winIn, spec.Name+"-late"); err != nil {
@@ -149,6 +202,10 @@ func (b *built) source(spec *Spec, ckDir string, log *logrus.Entry) (*flow.Schem
 		return fs.Schema(), nil
 	case SourceHTTP:
 		h := src.HTTP
+		if strings.Contains(ckDir, "://") {
+			return nil, &SpecError{Path: "source.type", Msg: "the http source keeps its ingest log in the checkpoint directory, " +
+				"which must be a local directory; " + ckDir + " is not"}
+		}
 		in, err := connectors.NewIngest(connectors.IngestConfig{Dir: ckDir, Fields: fields(h.Fields), TimeField: h.TimeField,
 			MaxBodyBytes: h.MaxBodyBytes, Parallelism: 1}, log)
 		if err != nil {

@@ -62,6 +62,8 @@ func (j *job) handler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /taskmanagers/{tmid}/metrics", j.getTaskManagerMetrics)
 	mux.HandleFunc("GET /jobmanager/metrics", j.getJobManagerMetrics)
 	mux.HandleFunc("GET /jobs/{jid}/metrics", j.withJob(j.getJobMetrics))
+	mux.HandleFunc("POST /jobs/{jid}/state-backend/migrations", j.withJob(j.postMigration))
+	mux.HandleFunc("GET /jobs/{jid}/state-backend/migrations", j.withJob(j.getMigration))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

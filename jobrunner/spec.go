@@ -19,21 +19,30 @@ import (
 // Spec is a parsed job specification with defaults applied. Obtain one with
 // ParseSpec; a Spec built by hand is not validated.
 type Spec struct {
-	Name           string          `yaml:"name" json:"name"`
-	Parallelism    int             `yaml:"parallelism" json:"parallelism"`
-	MaxParallelism int             `yaml:"maxParallelism" json:"maxParallelism"`
-	Time           string          `yaml:"time" json:"time"`
-	Watermark      WatermarkSpec   `yaml:"watermark" json:"watermark"`
-	Checkpoint     CheckpointSpec  `yaml:"checkpoint" json:"checkpoint"`
-	StateBackend   string          `yaml:"stateBackend" json:"stateBackend"`
-	Source         SourceSpec      `yaml:"source" json:"source"`
-	Transforms     []TransformSpec `yaml:"transforms" json:"transforms"`
-	KeyBy          string          `yaml:"keyBy" json:"keyBy"`
-	Window         WindowSpec      `yaml:"window" json:"window"`
-	Aggregate      Aggregates      `yaml:"aggregate" json:"aggregate"`
-	Sink           SinkSpec        `yaml:"sink" json:"sink"`
-	LateSink       SinkSpec        `yaml:"lateSink" json:"lateSink"`
-	Resources      ResourcesSpec   `yaml:"resources" json:"resources"`
+	Name           string           `yaml:"name" json:"name"`
+	Parallelism    int              `yaml:"parallelism" json:"parallelism"`
+	MaxParallelism int              `yaml:"maxParallelism" json:"maxParallelism"`
+	Time           string           `yaml:"time" json:"time"`
+	Watermark      WatermarkSpec    `yaml:"watermark" json:"watermark"`
+	Checkpoint     CheckpointSpec   `yaml:"checkpoint" json:"checkpoint"`
+	StateBackend   string           `yaml:"stateBackend" json:"stateBackend"`
+	Source         SourceSpec       `yaml:"source" json:"source"`
+	Transforms     []TransformSpec  `yaml:"transforms" json:"transforms"`
+	KeyBy          string           `yaml:"keyBy" json:"keyBy"`
+	Window         WindowSpec       `yaml:"window" json:"window"`
+	Aggregate      Aggregates       `yaml:"aggregate" json:"aggregate"`
+	Sink           SinkSpec         `yaml:"sink" json:"sink"`
+	LateSink       SinkSpec         `yaml:"lateSink" json:"lateSink"`
+	Resources      ResourcesSpec    `yaml:"resources" json:"resources"`
+	AutoMigrate    *AutoMigrateSpec `yaml:"autoMigrate" json:"autoMigrate,omitempty"`
+}
+
+// AutoMigrateSpec is the job master's memory-pressure policy: when the Go
+// heap stays above HeapLoad of resources.memory for Sustain, it moves every
+// key group still on the heap to Pebble, without a restart.
+type AutoMigrateSpec struct {
+	HeapLoad float64       `yaml:"heapLoad" json:"heapLoad"`
+	Sustain  time.Duration `yaml:"sustain" json:"sustain"`
 }
 
 // ResourcesSpec is what the job's container asks for: on YARN the container
@@ -229,7 +238,10 @@ const (
 	SinkStdout = "stdout"
 	SinkHTTP   = "http"
 
-	BackendHeap = "heap"
+	BackendHeap   = "heap"
+	BackendPebble = "pebble"
+
+	windowSession = "session"
 )
 
 // Bounded reports whether the source ends by itself.
@@ -508,6 +520,12 @@ func (d *specDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetFloat(f)
+	case reflect.Pointer: // an optional section: present means set
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+		return
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.errorf(n.Line, path, "must be a mapping, got %s", describe(n))
@@ -574,6 +592,10 @@ func sortedKeys(m map[string]int) []string {
 	return keys
 }
 
+// defaultAutoMigrateSustain is how long the heap load must stay above the
+// threshold before the memory-pressure policy acts.
+const defaultAutoMigrateSustain = 30 * time.Second
+
 // minJobMemory is the smallest memory a job may ask for.
 const minJobMemory ByteSize = 64 << 20
 
@@ -631,10 +653,28 @@ func (d *specDecoder) validate(s *Spec) {
 	}
 	switch s.StateBackend {
 	case BackendHeap:
-	case "pebble":
-		d.fail("stateBackend", "%s", notYet("state backend", strconv.Quote(s.StateBackend), BackendHeap))
+	case BackendPebble:
+		if s.Window.Type == windowSession {
+			d.fail("stateBackend", "%s", notYet("state backend for session windows", strconv.Quote(s.StateBackend), BackendHeap))
+		}
 	default:
 		d.fail("stateBackend", "must be heap or pebble, got %q", s.StateBackend)
+	}
+	if a := s.AutoMigrate; a != nil {
+		if !d.present["autoMigrate.sustain"] {
+			a.Sustain = defaultAutoMigrateSustain
+		}
+		if !(a.HeapLoad > 0 && a.HeapLoad < 1) {
+			d.fail("autoMigrate.heapLoad", "must be between 0 and 1 (exclusive), got %v", a.HeapLoad)
+		}
+		if a.Sustain < 0 {
+			d.fail("autoMigrate.sustain", "must be >= 0, got %s", a.Sustain)
+		}
+		if s.Window.Type == windowSession {
+			d.fail("autoMigrate", "session windows keep their state on the heap: nothing to migrate")
+		} else if !s.Keyed() {
+			d.fail("autoMigrate", "the job has no window: no keyed state to migrate")
+		}
 	}
 
 	d.validateSource(s)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/jobrunner"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
+	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
 
 // maxSpecBytes bounds a submitted job spec.
@@ -113,6 +114,8 @@ func (a *api) handler() http.Handler {
 	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", a.setDesired(DesiredCanceled, "CANCEL_REQUESTED", "cancel requested"))
 	api.HandleFunc("POST /api/v1/jobs/{id}/restart", a.restart)
 	api.HandleFunc("POST /api/v1/jobs/{id}/savepoints", a.savepoint)
+	api.HandleFunc("POST /api/v1/jobs/{id}/migrations", a.migrate)
+	api.HandleFunc("GET /api/v1/jobs/{id}/migrations", a.migration)
 	api.HandleFunc("GET /api/v1/jobs/{id}/deployments", a.deployments)
 	api.HandleFunc("GET /api/v1/jobs/{id}/events", a.jobEvents)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", a.logs)
@@ -351,6 +354,97 @@ func (a *api) savepoint(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// runningEndpoint returns the job master endpoint of a running job, or
+// answers 409.
+func (a *api) runningEndpoint(w http.ResponseWriter, r *http.Request, j Job, what string) (*Deployment, bool) {
+	d, err := a.d.store.ActiveDeployment(r.Context(), j.ID)
+	if err != nil {
+		a.storeError(w, err)
+		return nil, false
+	}
+	if d == nil || d.Endpoint == "" || j.State != StateRunning {
+		writeError(w, http.StatusConflict, "not_running", fmt.Sprintf("job %s is %s; %s needs a running job", j.ID, j.State, what))
+		return nil, false
+	}
+	return d, true
+}
+
+// jobMasterError passes the job master's 4xx answers on (the request was
+// wrong) and reports anything else as a bad gateway.
+func jobMasterError(w http.ResponseWriter, err error) {
+	var je *jobmaster.Error
+	if errors.As(err, &je) && je.Status/100 == 4 {
+		code := "bad_request"
+		if je.Status == http.StatusConflict {
+			code = "conflict"
+		}
+		writeError(w, je.Status, code, strings.Join(je.Errors, "; "))
+		return
+	}
+	writeError(w, http.StatusBadGateway, "job_master", err.Error())
+}
+
+// migrate starts moving a running job's keyed state between the heap and
+// Pebble backends.
+func (a *api) migrate(w http.ResponseWriter, r *http.Request) {
+	j, ok := a.job(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Target    string `json:"target"`
+		KeyGroups string `json:"keyGroups"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "body: "+err.Error())
+		return
+	}
+	if req.Target != "heap" && req.Target != "pebble" {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(`target: must be "heap" or "pebble", got %q`, req.Target))
+		return
+	}
+	if req.KeyGroups == "" {
+		req.KeyGroups = "all"
+	}
+	d, ok := a.runningEndpoint(w, r, j, "a state migration")
+	if !ok {
+		return
+	}
+	st, err := a.d.master.Migrate(r.Context(), d.Endpoint, j.ID, req.Target, req.KeyGroups)
+	if err != nil {
+		jobMasterError(w, err)
+		return
+	}
+	ev := Event{Time: a.d.now(), Level: "INFO", Type: "STATE_MIGRATION", DeploymentID: d.ID,
+		Message: fmt.Sprintf("moving key groups %s to %s", req.KeyGroups, req.Target)}
+	ev.JobID = j.ID
+	if err := a.d.store.AddEvent(r.Context(), ev); err != nil {
+		a.log.WithError(err).Warn("record migration event")
+	}
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+// migration reports the progress of a running job's current or last
+// migration.
+func (a *api) migration(w http.ResponseWriter, r *http.Request) {
+	j, ok := a.job(w, r)
+	if !ok {
+		return
+	}
+	d, ok := a.runningEndpoint(w, r, j, "a state migration")
+	if !ok {
+		return
+	}
+	st, err := a.d.master.Migration(r.Context(), d.Endpoint, j.ID)
+	if err != nil {
+		jobMasterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (a *api) deployments(w http.ResponseWriter, r *http.Request) {

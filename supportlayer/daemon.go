@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -73,8 +74,11 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 	if opts.Checkpoints.Dir == "" {
 		opts.Checkpoints.Dir = filepath.Join(dataDir, "checkpoints")
 	}
-	if opts.Checkpoints.Dir, err = filepath.Abs(opts.Checkpoints.Dir); err != nil {
-		return nil, fmt.Errorf("checkpoints.dir: %w", err)
+	// A local directory is made absolute; a URL (hdfs://…) is passed on as is.
+	if !strings.Contains(opts.Checkpoints.Dir, "://") {
+		if opts.Checkpoints.Dir, err = filepath.Abs(opts.Checkpoints.Dir); err != nil {
+			return nil, fmt.Errorf("checkpoints.dir: %w", err)
+		}
 	}
 	if opts.Runtime.Binary == "" {
 		if opts.Runtime.Binary, err = os.Executable(); err != nil {

@@ -111,6 +111,30 @@ func TestJobCLI(t *testing.T) {
 	if out, err := runCLI(t, "job", "savepoint", submitted.ID, "--server", server); err != nil || !strings.Contains(out, "savepoint") {
 		t.Errorf("savepoint: %v\n%s", err, out)
 	}
+	// Live migration through daemon and job master, there and back.
+	for _, to := range []string{"pebble", "heap"} {
+		out, err := runCLI(t, "job", "migrate", submitted.ID, "--to", to, "--wait", "--server", server, "-o", "json")
+		if err != nil {
+			t.Fatalf("migrate --to %s: %v\n%s", to, err, out)
+		}
+		var ms struct {
+			Status   string
+			Target   string
+			Backends map[string]int
+		}
+		if err := json.Unmarshal([]byte(out), &ms); err != nil || ms.Status != "COMPLETED" || ms.Target != to || ms.Backends[to] != 128 {
+			t.Errorf("migrate --to %s: %v %s", to, err, out)
+		}
+	}
+	if _, err := runCLI(t, "job", "migrate", submitted.ID, "--to", "disk", "--server", server); err == nil || !strings.Contains(err.Error(), "--to") {
+		t.Errorf("migrate --to disk: %v", err)
+	}
+	if _, err := runCLI(t, "job", "migrate", submitted.ID, "--to", "pebble", "--key-groups", "7-3", "--server", server); err == nil || !strings.Contains(err.Error(), "keyGroups") {
+		t.Errorf("migrate bad key groups: %v", err)
+	}
+	if out, err := runCLI(t, "events", submitted.ID, "--server", server); err != nil || !strings.Contains(out, "STATE_MIGRATION") {
+		t.Errorf("no migration event: %v\n%s", err, out)
+	}
 	if _, err := runCLI(t, "job", "status", "ffff", "--server", server); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("unknown job: %v", err)
 	}

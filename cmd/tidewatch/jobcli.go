@@ -173,6 +173,53 @@ func newJobCommand() *cobra.Command {
 	}
 	savepoint.Flags().StringVar(&target, "target", "", "directory for the savepoint (default: the job's savepoint directory)")
 
+	var to, keyGroups string
+	var waitMigration bool
+	migrate := &cobra.Command{
+		Use:   "migrate ID --to pebble|heap",
+		Short: "Move a running job's keyed state between the heap and Pebble backends, without a restart",
+		Long: `Move a running job's keyed state between the heap and Pebble backends. The job
+keeps running: each window subtask moves one key group at a time between records.
+With --wait, shows progress until the move completes.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to != "heap" && to != "pebble" {
+				return fmt.Errorf("--to: must be heap or pebble, got %q", to)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Migrate(cmd.Context(), args[0], to, keyGroups)
+			if err != nil {
+				return err
+			}
+			for waitMigration && st.Status == "RUNNING" {
+				if cf.output != "json" && st.KeyGroups != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "moving to %s: %d of %d key groups left, %d entries moved\n",
+						st.Target, st.KeyGroups.Remaining, st.KeyGroups.Requested, st.EntriesMoved)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+				if st, err = c.Migration(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: to %s, %d entries moved in %.1f ms (longest step %.2f ms); key groups: %d heap, %d pebble\n",
+				st.Status, st.Target, st.EntriesMoved, st.MovingMs, st.MaxStallMs, st.Backends["heap"], st.Backends["pebble"])
+			return nil
+		},
+	}
+	migrate.Flags().StringVar(&to, "to", "", "target backend: pebble or heap")
+	migrate.Flags().StringVar(&keyGroups, "key-groups", "all", `key groups to move: "all" or ranges like 0-63,100`)
+	migrate.Flags().BoolVar(&waitMigration, "wait", false, "wait until the move completes")
+
 	deployments := &cobra.Command{
 		Use:   "deployments ID",
 		Short: "List a job's deployments (attempts)",
@@ -222,7 +269,7 @@ func newJobCommand() *cobra.Command {
 		action("stop", "Stop a job with a final savepoint"),
 		action("cancel", "Cancel a job without a savepoint"),
 		action("restart", "Restart a job from its latest checkpoint"),
-		savepoint, deployments, logs)
+		savepoint, migrate, deployments, logs)
 	return cmd
 }
 

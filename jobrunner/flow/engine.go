@@ -52,11 +52,15 @@ const (
 	ctrlCheckpoint ctrlKind = iota
 	ctrlCommit
 	ctrlEnd
+	ctrlMigrate
 )
 
 type control struct {
 	kind ctrlKind
 	id   int64
+	// ctrlMigrate: the key groups of the subtask to move, and where.
+	kgs []int
+	to  Backend
 }
 
 // ack is a subtask's part of a checkpoint, or of a commit.
@@ -102,7 +106,19 @@ type SubtaskStats struct {
 	SinkRecords atomic.Int64
 	// StateEntries is a keyed subtask's number of state entries, if its
 	// operator is a StateSizer.
-	StateEntries    atomic.Int64
+	StateEntries atomic.Int64
+	// Migration between state backends (keyed subtasks): key groups left
+	// to move in the current request, entries moved and time spent moving
+	// since the start, the longest single move in the current request and
+	// ever, and the key groups on Pebble now.
+	MigrationPending        atomic.Int64
+	MigratedEntries         atomic.Int64
+	MigrationNs             atomic.Int64
+	MigrationMaxStallNs     atomic.Int64
+	MigrationLongestStallNs atomic.Int64
+	PebbleKeyGroups         atomic.Int64
+	// PebbleEntries is how many of StateEntries are on Pebble.
+	PebbleEntries   atomic.Int64
 	BackpressuredNs atomic.Int64
 	// IdleNs is a source subtask's time in reads that returned less than a
 	// full batch: waiting for input.
@@ -131,7 +147,8 @@ type Engine struct {
 	KeyedStats  []*SubtaskStats
 
 	// owner is the keyed subtask of each key group.
-	owner []int32
+	owner    []int32
+	keyedOps []KeyedOperator
 
 	ckMu    sync.Mutex
 	wg      sync.WaitGroup
@@ -195,6 +212,11 @@ func Start(ctx context.Context, plan Plan, snap *Snapshot) (*Engine, error) {
 			return nil, err
 		}
 		keyed[j] = t
+		e.keyedOps = append(e.keyedOps, t.op)
+		if m, ok := t.op.(Migrator); ok {
+			t.publishBackends(m)
+		}
+		t.publishState()
 	}
 	sources := make([]*sourceTask, plan.SourceParallelism)
 	for i := range sources {
@@ -763,6 +785,9 @@ type keyedTask struct {
 	aligned int
 	barrier int64
 	cur     int64
+
+	migrating []int // key groups still to move
+	migrateTo Backend
 }
 
 func (e *Engine) openKeyed(j int, snap *Snapshot) (*keyedTask, error) {
@@ -821,31 +846,148 @@ func (t *keyedTask) run() (err error) {
 	ctx := t.e.ctx
 	in := t.e.keyIn[t.index]
 	for {
+		// While key groups are to be moved, one moves after every message,
+		// and back to back when no message waits.
+		var idle chan struct{}
+		if len(t.migrating) > 0 {
+			idle = closedChan
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case c := <-t.e.keyCtl[t.index]:
-			if c.kind == ctrlCommit {
-				err := commitSinks(c.id, t.sink, t.late)
-				t.e.reply(t.e.commits, ack{id: c.id, source: -1, keyed: t.index, err: err})
-				if err != nil {
-					return err
-				}
+			if err := t.keyedControl(c); err != nil {
+				return err
 			}
 		case m := <-in:
 			done, err := t.handle(m)
 			t.counted.publish()
-			if s, ok := t.op.(StateSizer); ok {
-				t.st.StateEntries.Store(s.StateEntries())
-			}
+			t.publishState()
 			if err != nil {
 				return fmt.Errorf("keyed subtask %d: %w", t.index, err)
 			}
 			if done {
 				return nil
 			}
+		case <-idle:
+		}
+		if len(t.migrating) > 0 {
+			if err := t.migrateStep(); err != nil {
+				return fmt.Errorf("keyed subtask %d: %w", t.index, err)
+			}
 		}
 	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (t *keyedTask) keyedControl(c control) error {
+	switch c.kind {
+	case ctrlCommit:
+		err := commitSinks(c.id, t.sink, t.late)
+		t.e.reply(t.e.commits, ack{id: c.id, source: -1, keyed: t.index, err: err})
+		return err
+	case ctrlMigrate:
+		// A new request replaces what is left of an older one.
+		t.migrating, t.migrateTo = c.kgs, c.to
+		t.st.MigrationPending.Store(int64(len(c.kgs)))
+		t.st.MigrationMaxStallNs.Store(0)
+	}
+	return nil
+}
+
+// migrateStep moves the next key group. It runs between messages, so no
+// record sees a half-moved key group, and a checkpoint barrier finds every
+// group wholly on one backend.
+func (t *keyedTask) migrateStep() error {
+	m := t.op.(Migrator) // checked by Engine.Migrate
+	kg := t.migrating[0]
+	t.migrating = t.migrating[1:]
+	step, err := m.MigrateKeyGroup(kg, t.migrateTo)
+	if err != nil {
+		return err
+	}
+	t.st.MigrationPending.Store(int64(len(t.migrating)))
+	t.st.MigratedEntries.Add(int64(step.Entries))
+	if ns := int64(step.Took); ns > t.st.MigrationMaxStallNs.Load() {
+		t.st.MigrationMaxStallNs.Store(ns)
+	}
+	if ns := int64(step.Took); ns > t.st.MigrationLongestStallNs.Load() {
+		t.st.MigrationLongestStallNs.Store(ns)
+	}
+	t.st.MigrationNs.Add(int64(step.Took))
+	t.publishBackends(m)
+	t.publishState()
+	return nil
+}
+
+// publishState publishes the operator's state size.
+func (t *keyedTask) publishState() {
+	if s, ok := t.op.(StateSizer); ok {
+		t.st.StateEntries.Store(s.StateEntries())
+	}
+	if p, ok := t.op.(interface{ PebbleEntries() int }); ok {
+		t.st.PebbleEntries.Store(int64(p.PebbleEntries()))
+	}
+}
+
+func (t *keyedTask) publishBackends(m Migrator) {
+	n := int64(0)
+	for kg := t.kgs.Start; kg <= t.kgs.End; kg++ {
+		if m.KeyGroupBackend(kg) == BackendPebble {
+			n++
+		}
+	}
+	t.st.PebbleKeyGroups.Store(n)
+}
+
+// Migrator is a keyed operator whose key groups can move between state
+// backends.
+type Migrator interface {
+	KeyedOperator
+	// CanMigrate reports why the operator's state cannot move, if so.
+	CanMigrate() error
+	MigrateKeyGroup(kg int, to Backend) (MigrationStep, error)
+	KeyGroupBackend(kg int) Backend
+}
+
+// Migrate asks the keyed subtasks to move the key groups kgs (all of them
+// when nil) to backend to, one key group at a time between records; it
+// returns once every subtask has the request. Progress is in KeyedStats
+// (MigrationPending, MigratedEntries, MigrationMaxStallNs, PebbleKeyGroups).
+// A later request replaces what is left of an earlier one.
+func (e *Engine) Migrate(ctx context.Context, to Backend, kgs []int) error {
+	if e.plan.KeyedParallelism == 0 {
+		return fmt.Errorf("%w: the job has no keyed state", ErrBackend)
+	}
+	per := make([][]int, e.plan.KeyedParallelism)
+	if kgs == nil {
+		for kg := 0; kg < e.plan.MaxParallelism; kg++ {
+			per[e.owner[kg]] = append(per[e.owner[kg]], kg)
+		}
+	}
+	for _, kg := range kgs {
+		if kg < 0 || kg >= e.plan.MaxParallelism {
+			return fmt.Errorf("%w: key group %d outside 0..%d", ErrKeyGroup, kg, e.plan.MaxParallelism-1)
+		}
+		per[e.owner[kg]] = append(per[e.owner[kg]], kg)
+	}
+	m, ok := e.keyedOps[0].(Migrator)
+	if !ok {
+		return fmt.Errorf("%w: the keyed operator cannot move its state", ErrBackend)
+	}
+	if err := m.CanMigrate(); err != nil {
+		return err
+	}
+	for j, list := range per {
+		// Pending from now on, so that no reader sees the request done
+		// before the subtask has it.
+		e.KeyedStats[j].MigrationPending.Store(int64(len(list)))
+		if err := e.sendCtl(ctx, e.keyCtl[j], control{kind: ctrlMigrate, kgs: list, to: to}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *keyedTask) handle(m message) (done bool, err error) {

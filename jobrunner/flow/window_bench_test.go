@@ -3,6 +3,7 @@ package flow
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tidewatch/tidewatch/state"
 )
@@ -66,4 +67,71 @@ func benchTumblingCount(b *testing.B, perKeyWindow int) {
 	if b.N > 10*int(windowSize)*perMs && fired == 0 {
 		b.Fatal("no window fired")
 	}
+}
+
+// BenchmarkWindowMigrate500k moves a window operator's 500,000 (key, window)
+// states from the heap to Pebble and back, one key group per step as a
+// subtask does between batches of records, with a batch of 512 records
+// processed between steps. It reports the time per full move and the
+// longest step (the longest time records wait).
+func BenchmarkWindowMigrate500k(b *testing.B) {
+	const (
+		nKeys  = 500_000
+		maxPar = 128
+	)
+	in, err := NewSchema([]string{"key"}, []Kind{KindString})
+	if err != nil {
+		b.Fatal(err)
+	}
+	op, err := NewWindowOperator(WindowConfig{Kind: WindowTumbling, Size: 1 << 40},
+		[]AggConfig{{Func: AggCount}}, in, state.KeyGroupRange{Start: 0, End: maxPar - 1},
+		EmitterFunc(func(*Record) error { return nil }), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db := openTestPebble(b)
+	if err := op.UsePebble(db, 1, BackendHeap); err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]Record, nKeys)
+	for i := range recs {
+		k := fmt.Sprintf("user-%d", i)
+		recs[i] = Record{Time: 1, Key: k, KeyHash: state.KeyHash(k), KeyGroup: state.KeyGroup(k, maxPar), Row: []Value{String(k)}}
+		if err := op.Process(&recs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	next := 0
+	produce := func() {
+		for range 512 {
+			if err := op.Process(&recs[next%nKeys]); err != nil {
+				b.Fatal(err)
+			}
+			next += 7919
+		}
+	}
+	var total time.Duration
+	var stall time.Duration
+	moves := 0
+	b.ResetTimer()
+	for range b.N {
+		for _, to := range []Backend{BackendPebble, BackendHeap} {
+			for kg := range maxPar {
+				step, err := op.MigrateKeyGroup(kg, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += step.Took
+				stall = max(stall, step.Took)
+				produce()
+			}
+			moves++
+		}
+	}
+	b.StopTimer()
+	if got := op.StateEntries(); got != nKeys {
+		b.Fatalf("%d entries after the moves, want %d", got, nKeys)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(moves), "ms/migration")
+	b.ReportMetric(float64(stall.Microseconds())/1000, "max-stall-ms")
 }

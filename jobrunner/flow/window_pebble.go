@@ -56,6 +56,7 @@ type pebbleState struct {
 	backend []Backend // by key group - kgs.Start
 	batch   *pebble.Batch
 	entries int
+	perKG   []int // entries by key group - kgs.Start
 	acc     *windowAcc // scratch accumulator for Process
 	key     []byte
 	val     []byte
@@ -77,9 +78,21 @@ func (o *WindowOperator) UsePebble(db *state.PebbleDB, id state.StateID, initial
 		return nil
 	}
 	o.pebble = &pebbleState{db: db, id: id, backend: make([]Backend, o.kgs.Len()), batch: db.DB().NewIndexedBatch(),
-		acc: newWindowAcc(len(o.aggs))}
+		acc: newWindowAcc(len(o.aggs)), perKG: make([]int, o.kgs.Len())}
 	for i := range o.pebble.backend {
 		o.pebble.backend[i] = initial
+	}
+	return nil
+}
+
+// CanMigrate reports why key groups cannot move: the operator has no Pebble
+// store, or its windows are sessions.
+func (o *WindowOperator) CanMigrate() error {
+	if o.kind == kindSession {
+		return fmt.Errorf("%w: session windows keep their state on the heap", ErrBackend)
+	}
+	if o.pebble == nil {
+		return fmt.Errorf("%w: the operator has no Pebble store", ErrBackend)
 	}
 	return nil
 }
@@ -167,6 +180,7 @@ func (o *WindowOperator) addPebble(r *Record, w window) error {
 		}
 		p.pebbleKGs[int32(r.KeyGroup)]++
 		ps.entries++
+		ps.perKG[r.KeyGroup-o.kgs.Start]++
 		acc.fired = w.maxTimestamp() <= o.wm
 		if !acc.fired {
 			o.stats.OpenWindows++
@@ -271,6 +285,7 @@ func (o *WindowOperator) firePebble(p *pane, fire, cleanup bool) error {
 				return fmt.Errorf("flow: pebble state: %w", err)
 			}
 			ps.entries -= p.pebbleKGs[kg]
+			ps.perKG[int(kg)-o.kgs.Start] -= p.pebbleKGs[kg]
 			delete(p.pebbleKGs, kg)
 		}
 	}
@@ -293,7 +308,7 @@ func (o *WindowOperator) countUnfired(lo, hi []byte) error {
 }
 
 // eachPebbleEntry calls fn for every entry of key group kg on Pebble, in
-// (window, key) order. acc is reused between calls.
+// (window, key) order.
 func (o *WindowOperator) eachPebbleEntry(kg int, fn func(key string, w window, acc *windowAcc) error) error {
 	ps := o.pebble
 	if err := ps.flush(); err != nil {
@@ -304,27 +319,31 @@ func (o *WindowOperator) eachPebbleEntry(kg int, fn func(key string, w window, a
 	if err != nil {
 		return fmt.Errorf("flow: pebble state: %w", err)
 	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		_, _, ns, key, err := state.SplitKey(it.Key())
-		if err != nil {
-			return err
+	// Closed exactly once: a second Close would hand the iterator to the
+	// pool twice, and two subtasks would share it.
+	err = func() error {
+		for it.First(); it.Valid(); it.Next() {
+			_, _, ns, key, err := state.SplitKey(it.Key())
+			if err != nil {
+				return err
+			}
+			w, err := decodeWindow(ns)
+			if err != nil {
+				return err
+			}
+			acc := newWindowAcc(len(o.aggs))
+			d := decoder{b: it.Value()}
+			o.decodeAcc(&d, acc)
+			if d.err != nil {
+				return fmt.Errorf("%w: pebble value of key %q window %v: %v", ErrCorruptSnapshot, key, w, d.err)
+			}
+			if err := fn(string(key), w, acc); err != nil {
+				return err
+			}
 		}
-		w, err := decodeWindow(ns)
-		if err != nil {
-			return err
-		}
-		acc := newWindowAcc(len(o.aggs))
-		d := decoder{b: it.Value()}
-		o.decodeAcc(&d, acc)
-		if d.err != nil {
-			return fmt.Errorf("%w: pebble value of key %q window %v: %v", ErrCorruptSnapshot, key, w, d.err)
-		}
-		if err := fn(string(key), w, acc); err != nil {
-			return err
-		}
-	}
-	return it.Close()
+		return nil
+	}()
+	return errors.Join(err, it.Close())
 }
 
 // putPebbleEntry stores a restored or migrated entry of key group kg and
@@ -341,6 +360,7 @@ func (o *WindowOperator) putPebbleEntry(kg int, key string, w window, acc *windo
 	}
 	p.pebbleKGs[int32(kg)]++
 	ps.entries++
+	ps.perKG[kg-o.kgs.Start]++
 	if acc.fired {
 		o.queueCleanup(p)
 	} else {
@@ -366,8 +386,8 @@ func (o *WindowOperator) MigrateKeyGroup(kg int, to Backend) (MigrationStep, err
 	if !o.kgs.Contains(kg) {
 		return step, fmt.Errorf("%w: key group %d, range %v", ErrKeyGroup, kg, o.kgs)
 	}
-	if o.pebble == nil {
-		return step, fmt.Errorf("%w: the operator has no Pebble store (session windows stay on the heap)", ErrBackend)
+	if err := o.CanMigrate(); err != nil {
+		return step, err
 	}
 	ps := o.pebble
 	if ps.backend[kg-o.kgs.Start] == to {
@@ -387,10 +407,14 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 	ps := o.pebble
 	n := 0
 	list := o.groupKeys[kg-o.kgs.Start]
+	// A plain batch straight to the store: the write buffer holds nothing
+	// of a group on the heap, and bulk writes need no index.
+	wb := ps.db.DB().NewBatch()
+	defer wb.Close()
 	for _, ks := range list {
 		for _, kw := range ks.wins {
 			ps.val = o.appendAcc(ps.val[:0], kw.acc)
-			if err := ps.batch.Set(ps.keyOf(kg, kw.w, ks.key), ps.val, nil); err != nil {
+			if err := wb.Set(ps.keyOf(kg, kw.w, ks.key), ps.val, nil); err != nil {
 				return 0, fmt.Errorf("flow: pebble state: %w", err)
 			}
 			p := o.paneFor(kw.w)
@@ -401,8 +425,8 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 			n++
 		}
 	}
-	if err := ps.flush(); err != nil {
-		return 0, err
+	if err := wb.Commit(pebble.NoSync); err != nil {
+		return 0, fmt.Errorf("flow: pebble state: %w", err)
 	}
 	// Only now, with everything written, does the group switch over. The
 	// heap entries become stale: panes skip entries whose key state has a
@@ -420,12 +444,17 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 	o.groupKeys[kg-o.kgs.Start] = nil
 	o.paneEntries -= n
 	ps.entries += n
+	ps.perKG[kg-o.kgs.Start] += n
 	ps.backend[kg-o.kgs.Start] = BackendPebble
 	return n, nil
 }
 
 func (o *WindowOperator) pebbleToHeap(kg int) (int, error) {
 	ps := o.pebble
+	if ps.perKG[kg-o.kgs.Start] == 0 { // nothing to read or delete
+		ps.backend[kg-o.kgs.Start] = BackendHeap
+		return 0, nil
+	}
 	type entry struct {
 		key string
 		w   window
@@ -439,12 +468,11 @@ func (o *WindowOperator) pebbleToHeap(kg int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// eachPebbleEntry flushed the write buffer, so deleting in the store
+	// leaves nothing of the group behind to come back.
 	lo, hi := state.KeyGroupBounds(ps.id, kg)
-	if err := ps.batch.DeleteRange(lo, hi, nil); err != nil {
+	if err := ps.db.DB().DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("flow: pebble state: %w", err)
-	}
-	if err := ps.flush(); err != nil {
-		return 0, err
 	}
 	ps.backend[kg-o.kgs.Start] = BackendHeap
 	for _, e := range moved {
@@ -458,6 +486,7 @@ func (o *WindowOperator) pebbleToHeap(kg int) (int, error) {
 		}
 	}
 	ps.entries -= len(moved)
+	ps.perKG[kg-o.kgs.Start] = 0
 	return len(moved), nil
 }
 
@@ -468,4 +497,3 @@ func (o *WindowOperator) PebbleEntries() int {
 	}
 	return o.pebble.entries
 }
-

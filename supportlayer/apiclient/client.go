@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tidewatch/tidewatch/supportlayer"
+	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
 
 // Error is an error answer of the daemon.
@@ -85,6 +86,22 @@ func (c *Client) Savepoint(ctx context.Context, id, targetDir string) (string, e
 	}
 	err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/savepoints", "application/json", body, &res)
 	return res.Location, err
+}
+
+// Migrate starts moving a job's keyed state to target ("heap" or "pebble");
+// keyGroups is "all" or ranges like "0-63,100".
+func (c *Client) Migrate(ctx context.Context, id, target, keyGroups string) (jobmaster.MigrationStatus, error) {
+	body, _ := json.Marshal(map[string]string{"target": target, "keyGroups": keyGroups})
+	var st jobmaster.MigrationStatus
+	err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/migrations", "application/json", body, &st)
+	return st, err
+}
+
+// Migration reads the progress of a job's current or last migration.
+func (c *Client) Migration(ctx context.Context, id string) (jobmaster.MigrationStatus, error) {
+	var st jobmaster.MigrationStatus
+	err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/migrations", "", nil, &st)
+	return st, err
 }
 
 // Deployments lists a job's deployments.

@@ -182,6 +182,40 @@ func (c *Client) SavepointStatus(ctx context.Context, base, jobID, triggerID str
 	return res, nil
 }
 
+// MigrationStatus is GET /jobs/:id/state-backend/migrations of a Tidewatch
+// job master: the current or last move of keyed state between backends.
+type MigrationStatus struct {
+	Status    string `json:"status"` // NONE, RUNNING, COMPLETED
+	Target    string `json:"target,omitempty"`
+	Trigger   string `json:"trigger,omitempty"`
+	KeyGroups *struct {
+		Requested int   `json:"requested"`
+		Remaining int64 `json:"remaining"`
+	} `json:"keyGroups,omitempty"`
+	EntriesMoved int64          `json:"entriesMoved"`
+	MovingMs     float64        `json:"movingMs"`
+	MaxStallMs   float64        `json:"maxStallMs"`
+	StartTime    int64          `json:"startTime,omitempty"`
+	EndTime      int64          `json:"endTime,omitempty"`
+	Backends     map[string]int `json:"backends"`
+}
+
+// Migrate starts moving key groups (keyGroups "all" or ranges like
+// "0-63,100") to target ("heap" or "pebble").
+func (c *Client) Migrate(ctx context.Context, base, jobID, target, keyGroups string) (MigrationStatus, error) {
+	var st MigrationStatus
+	req := map[string]string{"target": target, "keyGroups": keyGroups}
+	err := c.do(ctx, "migrate", http.MethodPost, base, "/jobs/"+url.PathEscape(jobID)+"/state-backend/migrations", req, &st)
+	return st, err
+}
+
+// Migration reads the progress of the current or last migration.
+func (c *Client) Migration(ctx context.Context, base, jobID string) (MigrationStatus, error) {
+	var st MigrationStatus
+	err := c.do(ctx, "migration status", http.MethodGet, base, "/jobs/"+url.PathEscape(jobID)+"/state-backend/migrations", nil, &st)
+	return st, err
+}
+
 func (c *Client) do(ctx context.Context, op, method, base, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
