@@ -60,10 +60,10 @@ func TestLiveMigrationKeepsOutputExact(t *testing.T) {
 
 	// Bad requests name the field.
 	for body, msg := range map[string]string{
-		`{"target":"disk"}`:                      "target",
-		`{"target":"pebble","keyGroups":"9-3"}`:  "keyGroups",
-		`{"target":"pebble","keyGroups":[500]}`:  "keyGroups",
-		`{"target":"pebble","extra":1}`:          "unknown field",
+		`{"target":"disk"}`:                       "target",
+		`{"target":"pebble","keyGroups":"9-3"}`:   "keyGroups",
+		`{"target":"pebble","keyGroups":[500]}`:   "keyGroups",
+		`{"target":"pebble","extra":1}`:           "unknown field",
 		`{"target":"pebble","keyGroups":{"a":1}}`: "keyGroups",
 	} {
 		status, e := call(t, "POST", res, body)

@@ -56,7 +56,7 @@ type pebbleState struct {
 	backend []Backend // by key group - kgs.Start
 	batch   *pebble.Batch
 	entries int
-	perKG   []int // entries by key group - kgs.Start
+	perKG   []int      // entries by key group - kgs.Start
 	acc     *windowAcc // scratch accumulator for Process
 	key     []byte
 	val     []byte
