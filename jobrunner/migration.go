@@ -171,6 +171,27 @@ type migrationView struct {
 	StartTime  int64          `json:"startTime,omitempty"`
 	EndTime    int64          `json:"endTime,omitempty"`
 	Backends   map[string]int `json:"backends"` // key groups per backend now
+	// KeyGroups per backend now, as ranges ("0-63,100").
+	Ranges map[string]string `json:"keyGroupRanges"`
+}
+
+// keyGroupRanges writes the key groups on each backend as ranges.
+func keyGroupRanges(eng *flow.Engine, maxPar int) map[string]string {
+	lists := map[flow.Backend][]string{}
+	for kg := 0; kg < maxPar; {
+		b := eng.KeyGroupBackend(kg)
+		end := kg
+		for end+1 < maxPar && eng.KeyGroupBackend(end+1) == b {
+			end++
+		}
+		r := strconv.Itoa(kg)
+		if end > kg {
+			r += "-" + strconv.Itoa(end)
+		}
+		lists[b] = append(lists[b], r)
+		kg = end + 1
+	}
+	return map[string]string{"heap": strings.Join(lists[flow.BackendHeap], ","), "pebble": strings.Join(lists[flow.BackendPebble], ",")}
 }
 
 func (j *job) migrationStatus() migrationView {
@@ -188,6 +209,7 @@ func (j *job) migrationStatus() migrationView {
 	if len(eng.KeyedStats) > 0 {
 		v.Backends["pebble"] = pebbleKGs
 		v.Backends["heap"] = j.spec.MaxParallelism - pebbleKGs
+		v.Ranges = keyGroupRanges(eng, j.spec.MaxParallelism)
 	}
 	j.migr.mu.Lock()
 	defer j.migr.mu.Unlock()

@@ -97,6 +97,21 @@ func TestLiveMigrationKeepsOutputExact(t *testing.T) {
 	if b := obj(t, toPebble["backends"]); b["pebble"] != 128.0 || b["heap"] != 0.0 {
 		t.Errorf("after moving to Pebble: %v", toPebble)
 	}
+	if r := obj(t, toPebble["keyGroupRanges"]); r["pebble"] != "0-127" || r["heap"] != "" {
+		t.Errorf("key group ranges after moving to Pebble: %v", r)
+	}
+	// Part of them back, by range.
+	status, part := call(t, "POST", res, `{"target":"heap","keyGroups":"0-9,100"}`)
+	if status != 202 {
+		t.Fatalf("POST partial migration: %d %v", status, part)
+	}
+	poll(t, "the partial migration", func() bool {
+		_, part = call(t, "GET", res, "")
+		return part["status"] == "COMPLETED"
+	})
+	if r := obj(t, part["keyGroupRanges"]); r["heap"] != "0-9,100" || r["pebble"] != "10-99,101-127" {
+		t.Errorf("key group ranges after moving 0-9,100 back: %v", r)
+	}
 	time.Sleep(200 * time.Millisecond) // records now update state on Pebble
 	toHeap := migrate("heap")
 	if b := obj(t, toHeap["backends"]); b["heap"] != 128.0 {

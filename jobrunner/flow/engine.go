@@ -147,8 +147,9 @@ type Engine struct {
 	KeyedStats  []*SubtaskStats
 
 	// owner is the keyed subtask of each key group.
-	owner    []int32
-	keyedOps []KeyedOperator
+	owner     []int32
+	keyedOps  []KeyedOperator
+	kgBackend []atomic.Uint32 // by key group: a Backend
 
 	ckMu    sync.Mutex
 	wg      sync.WaitGroup
@@ -187,6 +188,7 @@ func Start(ctx context.Context, plan Plan, snap *Snapshot) (*Engine, error) {
 		done:        make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(ctx)
+	e.kgBackend = make([]atomic.Uint32, plan.MaxParallelism)
 	if plan.KeyedParallelism > 0 {
 		e.owner = make([]int32, plan.MaxParallelism)
 		for kg := range e.owner {
@@ -934,11 +936,22 @@ func (t *keyedTask) publishState() {
 func (t *keyedTask) publishBackends(m Migrator) {
 	n := int64(0)
 	for kg := t.kgs.Start; kg <= t.kgs.End; kg++ {
-		if m.KeyGroupBackend(kg) == BackendPebble {
+		b := m.KeyGroupBackend(kg)
+		if b == BackendPebble {
 			n++
 		}
+		t.e.kgBackend[kg].Store(uint32(b))
 	}
 	t.st.PebbleKeyGroups.Store(n)
+}
+
+// KeyGroupBackend reports where key group kg's state lives, as its subtask
+// last published (after every move).
+func (e *Engine) KeyGroupBackend(kg int) Backend {
+	if kg < 0 || kg >= len(e.kgBackend) {
+		return BackendHeap
+	}
+	return Backend(e.kgBackend[kg].Load())
 }
 
 // Migrator is a keyed operator whose key groups can move between state
