@@ -114,8 +114,12 @@ type MasterOptions struct {
 	Log            *logrus.Entry        // default: a new logger writing text to stderr
 	Registry       *prometheus.Registry // default: a new registry
 	// Started, if set, is called once the REST endpoint is serving and
-	// jobmaster.json is written.
-	Started func(info MasterInfo)
+	// jobmaster.json is written. Finished, if set, is called with the
+	// result once the job has ended and result.json is written, while the
+	// REST endpoint still serves (a YARN ApplicationMaster unregisters
+	// here).
+	Started  func(info MasterInfo)
+	Finished func(res Result)
 }
 
 // DefaultMasterOptions returns the defaults.
@@ -342,6 +346,9 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 		res.Error = out.err.Error()
 	}
 	werr := writeResult(opts.WorkDir, res)
+	if opts.Finished != nil {
+		opts.Finished(res)
+	}
 	stopServer()
 	entry := log.WithField("state", out.status)
 	if out.savepoint != "" {

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/tidewatch/tidewatch/jobrunner"
+	"github.com/tidewatch/tidewatch/yarn/am"
 )
 
 // runtimeFlags are the flags shared by `am` and `run`.
@@ -62,6 +67,9 @@ into the work directory. Exits non-zero if the job fails or is already running.`
 				return err
 			}
 			cmd.SilenceUsage = true
+			if am.InContainer(os.Getenv) {
+				return runInYARN(cmd.Context(), f.opts)
+			}
 			return jobrunner.RunMaster(cmd.Context(), f.opts)
 		},
 	}
@@ -105,4 +113,50 @@ use --restore none to start over.`,
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// runInYARN runs the job master as a YARN ApplicationMaster: it registers
+// with the scheduler once its REST endpoint serves (the tracking URL),
+// heartbeats, and unregisters with the job's result when it ends. If
+// registering fails the job master stops and exits non-zero, and YARN starts
+// the next attempt.
+func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	var session *am.Session
+	var regErr error
+	opts.Started = func(info jobrunner.MasterInfo) {
+		tracking, err := am.TrackingURL(info.URL, am.AdvertiseHost(os.Getenv))
+		if err == nil {
+			session, err = am.Start(ctx, tracking, am.Options{Log: opts.Log})
+		}
+		if err != nil {
+			regErr = err
+			opts.Log.WithError(err).Error("cannot register as ApplicationMaster: stopping")
+			cancel()
+		}
+	}
+	opts.Finished = func(res jobrunner.Result) {
+		if session == nil {
+			return
+		}
+		if parent.Err() != nil {
+			// Stopped by a signal: the NodeManager stops containers of a
+			// killed application (or a preempted one) that way. Leave the
+			// outcome to YARN.
+			session.Close()
+			return
+		}
+		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer fcancel()
+		r := am.Result{State: string(res.State), Savepoint: res.Savepoint, Error: res.Error}
+		if err := session.Finish(fctx, r); err != nil {
+			opts.Log.WithError(err).Error("unregistering from the RM")
+		}
+	}
+	err := jobrunner.RunMaster(ctx, opts)
+	if regErr != nil {
+		return errors.Join(regErr, err)
+	}
+	return err
 }

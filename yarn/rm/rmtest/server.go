@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"sort"
 	"strings"
@@ -232,6 +233,10 @@ func (s *Server) takeFault(r *http.Request) *Fault {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/proxy/"); ok {
+		s.proxy(w, r, rest)
+		return
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body})
@@ -349,4 +354,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// proxy is the RM's web proxy (WebAppProxyServlet): /proxy/<app-id>/<path>
+// is forwarded to the current attempt's original tracking URL, for GET,
+// POST, PUT, DELETE and HEAD. An application without a registered tracking
+// URL gets 404, as an unknown one.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rest string) {
+	id, path, _ := strings.Cut(rest, "/")
+	s.mu.Lock()
+	var target string
+	if a := s.apps[id]; a != nil {
+		if at := a.current(); at != nil && at.origTracking != "" && at.origTracking != "N/A" {
+			target = at.origTracking
+		}
+	}
+	s.mu.Unlock()
+	u, err := url.Parse(target)
+	if target == "" || err != nil {
+		http.Error(w, "Application "+id+" could not be found or has no tracking URL", http.StatusNotFound)
+		return
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.URL.Path = strings.TrimSuffix(u.Path, "/") + "/" + path
+		pr.Out.URL.RawPath = ""
+	}}
+	rp.ServeHTTP(w, r)
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidewatch/tidewatch/jobrunner"
+	"github.com/tidewatch/tidewatch/yarn/am"
+	"github.com/tidewatch/tidewatch/yarn/rm"
+	"github.com/tidewatch/tidewatch/yarn/yarntest"
+)
+
+// TestYARNApplicationMaster runs `tidewatch am` as the ApplicationMaster of
+// a YARN application on the one-machine fake cluster (fake RM REST server,
+// IPC scheduler with SASL DIGEST-MD5 and AMRM tokens, local container
+// launcher): the application becomes RUNNING when the AM registers, the job
+// master answers through the RM's proxy, a SIGKILLed AM is restarted by YARN
+// as attempt 2 which restores the newest checkpoint, and a stop through the
+// proxy ends the application FINISHED/SUCCEEDED with the savepoint in the
+// diagnostics.
+func TestYARNApplicationMaster(t *testing.T) {
+	dir := t.TempDir()
+	cluster, err := yarntest.New(yarntest.Options{Dir: filepath.Join(dir, "nm"), Env: []string{"TIDEWATCH_E2E_MAIN=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	client, err := rm.New(rm.Options{BaseURLs: []string{cluster.RM.URL()}, User: "tidewatch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specPath := filepath.Join(dir, "job.yaml")
+	// The sink writes where every attempt's container can reach it (on a
+	// cluster, HDFS): a relative path would be inside one container.
+	spec := strings.Replace(e2eSpec, "path: output/counts", "path: "+filepath.Join(dir, "output"), 1)
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resource := func(p string) rm.LocalResource {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rm.LocalResource{URL: "file://" + p, Type: "FILE", Visibility: "APPLICATION", Size: fi.Size(), Timestamp: fi.ModTime().UnixMilli()}
+	}
+	jobID := jobrunner.NewJobID()
+	ckDir := filepath.Join(dir, "checkpoints")
+	app, err := client.NewApplication(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitted := time.Now()
+	err = client.Submit(ctx, &rm.ApplicationSubmission{
+		ApplicationID: app.ApplicationID, Name: "e2e-clicks", ApplicationType: "TIDEWATCH", Queue: "default",
+		MaxAppAttempts: 2, Resource: rm.Resource{MemoryMB: 1024, VCores: 1}, Tags: rm.Tags{"tidewatch-job-" + jobID},
+		AMContainerSpec: rm.ContainerLaunchContext{
+			LocalResources: map[string]rm.LocalResource{"tidewatch": resource(bin), "job.yaml": resource(specPath)},
+			Commands: []string{fmt.Sprintf("./tidewatch am --spec job.yaml --job-id %s --attempt 1 --work-dir . --checkpoint-dir %s "+
+				"--listen 127.0.0.1:0 --restore latest --log-format json 1><LOG_DIR>/jobmaster.log 2>&1", jobID, ckDir)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApp := func(what string, ok func(*rm.Application) bool) *rm.Application {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			a, err := client.Application(ctx, app.ApplicationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok(a) {
+				return a
+			}
+			if time.Now().After(deadline) || a.State == "FAILED" {
+				var logs string
+				if ls := cluster.Launches(); len(ls) > 0 {
+					b, _ := os.ReadFile(filepath.Join(ls[len(ls)-1].Dir, "logs", "jobmaster.log"))
+					logs = string(b)
+				}
+				t.Fatalf("%s: application is %s/%s: %s\nlast AM log:\n%s", what, a.State, a.FinalStatus, a.Diagnostics, logs)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := waitApp("RUNNING", func(a *rm.Application) bool { return a.State == "RUNNING" })
+	t.Logf("submit → RUNNING (AM registered): %s", time.Since(submitted).Round(time.Millisecond))
+
+	// The job master answers through the RM's proxy.
+	getJSON := func(path string) map[string]any {
+		t.Helper()
+		resp, err := http.Get(strings.TrimSuffix(a.TrackingURL, "/") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("GET %s through the proxy: %d %s", path, resp.StatusCode, b)
+		}
+		return m
+	}
+	waitJob := func(what string, ok func(map[string]any) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok(getJSON("/jobs/" + jobID + "/checkpoints")) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	completed := func(m map[string]any) float64 {
+		c, _ := m["counts"].(map[string]any)
+		n, _ := c["completed"].(float64)
+		return n
+	}
+	waitJob("a checkpoint", func(m map[string]any) bool { return completed(m) > 0 })
+
+	// SIGKILL: YARN starts attempt 2, which restores the newest checkpoint.
+	pid := cluster.PID(app.ApplicationID)
+	if pid == 0 {
+		t.Fatal("no AM process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	a = waitApp("attempt 2 RUNNING", func(a *rm.Application) bool {
+		return a.State == "RUNNING" && len(cluster.Launches()) == 2 && cluster.PID(app.ApplicationID) != pid
+	})
+	t.Logf("SIGKILL → attempt 2 RUNNING: %s", time.Since(killed).Round(time.Millisecond))
+	waitJob("restored from a checkpoint", func(m map[string]any) bool {
+		latest, _ := m["latest"].(map[string]any)
+		return latest != nil && latest["restored"] != nil
+	})
+
+	// Stop with a savepoint through the proxy: FINISHED/SUCCEEDED, result in
+	// the diagnostics.
+	resp, err := http.Post(strings.TrimSuffix(a.TrackingURL, "/")+"/jobs/"+jobID+"/stop", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("stop through the proxy: %d", resp.StatusCode)
+	}
+	a = waitApp("FINISHED", func(a *rm.Application) bool { return a.State == "FINISHED" })
+	if a.FinalStatus != "SUCCEEDED" {
+		t.Errorf("final status %s, want SUCCEEDED (%s)", a.FinalStatus, a.Diagnostics)
+	}
+	res, ok := am.ParseResult(a.Diagnostics)
+	if !ok || res.State != "FINISHED" || !strings.Contains(res.Savepoint, "savepoint-") {
+		t.Errorf("diagnostics %q carry no FINISHED result with a savepoint", a.Diagnostics)
+	}
+}

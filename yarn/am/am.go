@@ -1,0 +1,282 @@
+// Package am is the ApplicationMaster side of a Tidewatch job on YARN: the
+// job master (`tidewatch am`), started by a NodeManager in the AM container,
+// registers with the ResourceManager's scheduler as soon as its REST endpoint
+// serves (the tracking URL, so the RM's web proxy at /proxy/<app-id>/ reaches
+// it), sends an allocate heartbeat about once a second with its progress, and
+// unregisters when the job ends with the final status and a result line the
+// daemon's YARN deployer reads (ResultPrefix).
+//
+// A job that fails unregisters FAILED: the daemon's restart policy decides
+// what happens next, as with local processes. A job master that dies without
+// unregistering (SIGKILL, OOM, a lost node) is restarted by YARN as the next
+// attempt, which restores the newest complete checkpoint.
+//
+// All tasks run inside the AM container; the AM asks for no worker
+// containers (see docs/YARN.md).
+package am
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tidewatch/tidewatch/yarn/amrm"
+	"github.com/tidewatch/tidewatch/yarn/hadoopproto"
+	"github.com/tidewatch/tidewatch/yarn/token"
+)
+
+// Environment of a YARN container (HADOOP_PROTOCOLS.md §2).
+const (
+	EnvContainerID = "CONTAINER_ID"
+	EnvNMHost      = "NM_HOST"
+	EnvTokenFile   = "HADOOP_TOKEN_FILE_LOCATION"
+)
+
+// ResultPrefix starts the line of the unregister diagnostics that carries
+// the job master's result as JSON (Result).
+const ResultPrefix = "tidewatch-result "
+
+// Result is how the job ended, as the job master wrote it to result.json.
+type Result struct {
+	State     string `json:"state"` // FINISHED, CANCELED or FAILED
+	Savepoint string `json:"savepoint,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Diagnostics formats r for the unregister call: a readable first line and
+// the result line.
+func (r Result) Diagnostics() string {
+	b, _ := json.Marshal(r)
+	head := "job " + strings.ToLower(r.State)
+	if r.Error != "" {
+		head += ": " + r.Error
+	}
+	return head + "\n" + ResultPrefix + string(b)
+}
+
+// ParseResult finds the result line in diagnostics.
+func ParseResult(diagnostics string) (Result, bool) {
+	for line := range strings.SplitSeq(diagnostics, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), ResultPrefix); ok {
+			var r Result
+			if json.Unmarshal([]byte(rest), &r) == nil && r.State != "" {
+				return r, true
+			}
+		}
+	}
+	return Result{}, false
+}
+
+// FinalStatus maps a job end state to the application's final status.
+func FinalStatus(state string) amrm.FinalStatus {
+	switch state {
+	case "FINISHED":
+		return amrm.Succeeded
+	case "CANCELED":
+		return amrm.Killed
+	}
+	return amrm.Failed
+}
+
+// InContainer reports whether the process runs in a YARN container.
+func InContainer(getenv func(string) string) bool {
+	return getenv(EnvContainerID) != "" && getenv(EnvTokenFile) != ""
+}
+
+// Options configure Start. Zero values take defaults.
+type Options struct {
+	Getenv   func(string) string          // default os.Getenv
+	ReadFile func(string) ([]byte, error) // default os.ReadFile
+	// Heartbeat is the allocate interval (default 1s).
+	Heartbeat time.Duration
+	// Progress reports the job's progress, 0..1, for the heartbeat.
+	Progress func() float32
+	Log      *logrus.Entry
+}
+
+// Session is a registered application attempt.
+type Session struct {
+	client  *amrm.Client
+	opts    Options
+	attempt string
+	log     *logrus.Entry
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// Attempt is the attempt id string (appattempt_…).
+func (s *Session) Attempt() string { return s.attempt }
+
+// AttemptNumber is the attempt's number, 1 for the first.
+func (s *Session) AttemptNumber() int {
+	i := strings.LastIndexByte(s.attempt, '_')
+	n := 0
+	if i >= 0 {
+		fmt.Sscanf(s.attempt[i+1:], "%d", &n)
+	}
+	return n
+}
+
+// AdvertiseHost is the host the tracking URL should name: the NodeManager's
+// host (NM_HOST), which the RM proxy can reach.
+func AdvertiseHost(getenv func(string) string) string {
+	if h := getenv(EnvNMHost); h != "" {
+		return h
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "localhost"
+}
+
+// TrackingURL rewrites a listen URL (http://0.0.0.0:port) to name host.
+func TrackingURL(listenURL, host string) (string, error) {
+	u, err := url.Parse(listenURL)
+	if err != nil {
+		return "", fmt.Errorf("am: tracking URL %q: %w", listenURL, err)
+	}
+	_, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return "", fmt.Errorf("am: tracking URL %q: %w", listenURL, err)
+	}
+	u.Host = net.JoinHostPort(host, port)
+	return u.String(), nil
+}
+
+// Start reads the AMRM token from the container's token file, connects to
+// the scheduler, registers the attempt with trackingURL and starts the
+// heartbeat.
+func Start(ctx context.Context, trackingURL string, opts Options) (*Session, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = time.Second
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		opts.Log = logrus.NewEntry(l)
+	}
+	creds, err := token.ReadFromEnv(opts.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("am: container credentials: %w", err)
+	}
+	tok, err := creds.AMRMToken()
+	if err != nil {
+		return nil, fmt.Errorf("am: container credentials (%s): %w", opts.Getenv(EnvTokenFile), err)
+	}
+	addrs, err := amrm.SchedulerAddresses(opts.Getenv, opts.ReadFile)
+	if err != nil {
+		return nil, fmt.Errorf("am: %w", err)
+	}
+	attempt := ""
+	if id, err := token.DecodeAMRMIdentifier(tok.Identifier); err == nil {
+		attempt = hadoopproto.AttemptIDString(id.Attempt)
+	}
+	log := opts.Log.WithFields(logrus.Fields{"component": "am", "attempt": attempt})
+	co := amrm.DefaultOptions()
+	co.Addrs, co.Token, co.Logger = addrs, tok, log
+	client, err := amrm.New(co)
+	if err != nil {
+		return nil, fmt.Errorf("am: %w", err)
+	}
+	host := AdvertiseHost(opts.Getenv)
+	if _, err := client.Register(ctx, host, -1, trackingURL); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("am: register with the scheduler at %s: %w", strings.Join(addrs, ","), err)
+	}
+	log.WithFields(logrus.Fields{"scheduler": strings.Join(addrs, ","), "trackingUrl": trackingURL}).Info("registered as ApplicationMaster")
+	s := &Session{client: client, opts: opts, attempt: attempt, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.heartbeat()
+	return s, nil
+}
+
+func (s *Session) heartbeat() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.Heartbeat)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		var progress float32
+		if s.opts.Progress != nil {
+			progress = s.opts.Progress()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.client.Allocate(ctx, amrm.AllocateRequest{Progress: progress})
+		cancel()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		s.mu.Lock()
+		s.lastErr = err
+		s.mu.Unlock()
+		switch {
+		case errors.Is(err, amrm.ErrShutdown):
+			s.log.WithError(err).Error("the RM told the ApplicationMaster to shut down")
+			return
+		case errors.Is(err, amrm.ErrResync):
+			// The RM restarted and lost the registration: register again.
+			if _, rerr := s.client.Register(context.Background(), AdvertiseHost(s.opts.Getenv), -1, ""); rerr != nil {
+				s.log.WithError(rerr).Warn("re-registering after an RM restart")
+			}
+		default:
+			if failures == 1 || failures%30 == 0 {
+				s.log.WithError(err).WithField("failures", failures).Warn("allocate heartbeat failed")
+			}
+		}
+	}
+}
+
+// HeartbeatError is the last heartbeat error, if any.
+func (s *Session) HeartbeatError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// Finish stops the heartbeat and unregisters the attempt with r's final
+// status and diagnostics.
+func (s *Session) Finish(ctx context.Context, r Result) error {
+	s.stopHeartbeat()
+	err := s.client.Finish(ctx, FinalStatus(r.State), r.Diagnostics(), "")
+	if err != nil {
+		return fmt.Errorf("am: unregister: %w", err)
+	}
+	return nil
+}
+
+// Close stops the heartbeat and closes the connection without unregistering
+// (YARN then starts the next attempt, if any).
+func (s *Session) Close() error {
+	s.stopHeartbeat()
+	return s.client.Close()
+}
+
+func (s *Session) stopHeartbeat() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}

@@ -1,0 +1,396 @@
+// Package yarntest is a one-machine fake YARN cluster for tests: the fake
+// ResourceManager REST server of rmtest, a scheduler speaking Hadoop IPC
+// (ApplicationMasterProtocol with SASL DIGEST-MD5 and AMRM tokens, on
+// ipctest), and a NodeManager stand-in that launches each accepted
+// application's AM command as a real local process in its own container
+// directory — with the container environment of HADOOP_PROTOCOLS.md §2, the
+// localized resources linked in, and a token file holding the attempt's AMRM
+// token. An AM that registers makes its application RUNNING with its
+// tracking URL; one that unregisters finishes it; one that exits without
+// unregistering fails the attempt, and the RM starts the next one, as YARN
+// does. Killing the application kills the process.
+package yarntest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tidewatch/tidewatch/yarn/amrm"
+	"github.com/tidewatch/tidewatch/yarn/hadoopproto"
+	"github.com/tidewatch/tidewatch/yarn/ipc/ipctest"
+	"github.com/tidewatch/tidewatch/yarn/rm"
+	"github.com/tidewatch/tidewatch/yarn/rm/rmtest"
+	"github.com/tidewatch/tidewatch/yarn/token"
+)
+
+// Options configure a Cluster.
+type Options struct {
+	// Dir holds the container directories (required).
+	Dir string
+	// RM configures the fake ResourceManager.
+	RM rmtest.Options
+	// Env is added to every container's environment (e.g. to make a test
+	// binary act as tidewatch).
+	Env []string
+	// Poll is how often the NodeManager looks for attempts to launch
+	// (default 10ms).
+	Poll time.Duration
+}
+
+// Cluster is a running fake cluster. Close stops it and kills every
+// container.
+type Cluster struct {
+	RM    *rmtest.Server
+	sched *ipctest.Server
+	opts  Options
+
+	mu         sync.Mutex
+	attempts   map[string]*container // attempt id string -> container
+	containers map[string]*container // application id -> current container
+	launches   []Launch
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Launch records one container start, for tests.
+type Launch struct {
+	ApplicationID, AttemptID, ContainerID, Dir string
+	Started                                    time.Time
+}
+
+type container struct {
+	app, attempt, id, dir string
+	attemptProto          *hadoopproto.ApplicationAttemptIdProto
+	token                 token.Token
+	cmd                   *exec.Cmd
+	registered, finished  bool
+	exited                chan struct{}
+	exitErr               error
+}
+
+// New starts a cluster.
+func New(opts Options) (*Cluster, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("yarntest: Options.Dir is required")
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 10 * time.Millisecond
+	}
+	c := &Cluster{RM: rmtest.New(opts.RM), opts: opts, attempts: map[string]*container{}, containers: map[string]*container{}}
+	sched, err := ipctest.NewServer(ipctest.Options{Secrets: c.secret})
+	if err != nil {
+		c.RM.Close()
+		return nil, err
+	}
+	c.sched = sched
+	p := hadoopproto.ApplicationMasterProtocolName
+	ipctest.Handle(sched, p, hadoopproto.MethodRegisterApplicationMaster, c.register)
+	ipctest.Handle(sched, p, hadoopproto.MethodAllocate, c.allocate)
+	ipctest.Handle(sched, p, hadoopproto.MethodFinishApplicationMaster, c.finish)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Go(func() { c.nodeManager(ctx) })
+	return c, nil
+}
+
+// SchedulerAddress is the scheduler's host:port, for TIDEWATCH_RM_SCHEDULER_ADDRESS.
+func (c *Cluster) SchedulerAddress() string { return c.sched.Addr() }
+
+// Launches returns the containers started so far.
+func (c *Cluster) Launches() []Launch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Launch(nil), c.launches...)
+}
+
+// PID returns the process id of an application's current AM container, or 0.
+func (c *Cluster) PID(appID string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct := c.containers[appID]; ct != nil && ct.cmd != nil && ct.cmd.Process != nil {
+		select {
+		case <-ct.exited:
+			return 0
+		default:
+			return ct.cmd.Process.Pid
+		}
+	}
+	return 0
+}
+
+// Close kills every container and stops the servers.
+func (c *Cluster) Close() {
+	c.cancel()
+	c.mu.Lock()
+	var all []*container
+	for _, ct := range c.containers {
+		all = append(all, ct)
+	}
+	c.mu.Unlock()
+	for _, ct := range all {
+		ct.kill()
+	}
+	c.wg.Wait()
+	c.sched.Close()
+	c.RM.Close()
+}
+
+// secret is the RM's AMRMTokenSecretManager: the user is the attempt id.
+func (c *Cluster) secret(identifier []byte) ([]byte, string, error) {
+	id, err := token.DecodeAMRMIdentifier(identifier)
+	if err != nil {
+		return nil, "", err
+	}
+	attempt := hadoopproto.AttemptIDString(id.Attempt)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.attempts[attempt]
+	if ct == nil || string(ct.token.Identifier) != string(identifier) {
+		return nil, "", ipctest.ErrUnknownToken
+	}
+	return ct.token.Password, attempt, nil
+}
+
+func exception(class, msg string) error {
+	return &ipctest.Exception{Class: class, Message: msg}
+}
+
+func (c *Cluster) byUser(user string) (*container, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.attempts[user]
+	if ct == nil {
+		return nil, exception(amrm.ClassAttemptNotFound, "Application attempt "+user+" doesn't exist in ApplicationMasterService cache.")
+	}
+	return ct, nil
+}
+
+func (c *Cluster) register(_ context.Context, call ipctest.CallInfo, req *hadoopproto.RegisterApplicationMasterRequestProto) (*hadoopproto.RegisterApplicationMasterResponseProto, error) {
+	ct, err := c.byUser(call.User)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	already := ct.registered
+	ct.registered = true
+	c.mu.Unlock()
+	if !already {
+		if err := c.RM.RegisterAttempt(ct.app, req.GetHost(), req.GetTrackingUrl()); err != nil {
+			return nil, exception(amrm.ClassInvalidAMRequest, err.Error())
+		}
+	}
+	return &hadoopproto.RegisterApplicationMasterResponseProto{
+		MaximumCapability: &hadoopproto.ResourceProto{Memory: proto.Int64(8192), VirtualCores: proto.Int32(8)},
+		Queue:             proto.String("default"),
+	}, nil
+}
+
+func (c *Cluster) allocate(_ context.Context, call ipctest.CallInfo, req *hadoopproto.AllocateRequestProto) (*hadoopproto.AllocateResponseProto, error) {
+	ct, err := c.byUser(call.User)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	registered := ct.registered
+	c.mu.Unlock()
+	if !registered {
+		return nil, exception(amrm.ClassNotRegistered, "AM is not registered for known application attempt: "+call.User)
+	}
+	return &hadoopproto.AllocateResponseProto{
+		ResponseId:      proto.Int32((req.GetResponseId() + 1) & 0x7fffffff),
+		Limit:           &hadoopproto.ResourceProto{Memory: proto.Int64(4096), VirtualCores: proto.Int32(4)},
+		NumClusterNodes: proto.Int32(1),
+	}, nil
+}
+
+func (c *Cluster) finish(_ context.Context, call ipctest.CallInfo, req *hadoopproto.FinishApplicationMasterRequestProto) (*hadoopproto.FinishApplicationMasterResponseProto, error) {
+	ct, err := c.byUser(call.User)
+	if err != nil {
+		return nil, err
+	}
+	status := strings.TrimPrefix(req.GetFinalApplicationStatus().String(), "APP_")
+	c.mu.Lock()
+	done := ct.finished
+	ct.finished = true
+	c.mu.Unlock()
+	if !done {
+		if err := c.RM.Finish(ct.app, status, req.GetDiagnostics()); err != nil {
+			return nil, exception(amrm.ClassInvalidAMRequest, err.Error())
+		}
+	}
+	return &hadoopproto.FinishApplicationMasterResponseProto{IsUnregistered: proto.Bool(true)}, nil
+}
+
+// nodeManager launches scheduled attempts and follows their processes.
+func (c *Cluster) nodeManager(ctx context.Context) {
+	t := time.NewTicker(c.opts.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, id := range c.RM.AppIDs() {
+			s, ok := c.RM.App(id)
+			if !ok {
+				continue
+			}
+			switch {
+			case s.State == rmtest.StateAccepted && len(s.Attempts) > 0 && s.Attempts[len(s.Attempts)-1].State == rmtest.AttemptScheduled:
+				if err := c.launch(s); err != nil {
+					_ = c.RM.FailAttempt(id, err.Error())
+				}
+			case s.State == rmtest.StateKilled || s.InternalState == rmtest.StateKilling:
+				c.mu.Lock()
+				ct := c.containers[id]
+				c.mu.Unlock()
+				if ct != nil {
+					ct.kill()
+				}
+			}
+		}
+	}
+}
+
+// launch starts the current attempt's AM container.
+func (c *Cluster) launch(s rmtest.Snapshot) error {
+	if err := c.RM.LaunchAttempt(s.ID); err != nil {
+		return err
+	}
+	s, _ = c.RM.App(s.ID)
+	at := s.Attempts[len(s.Attempts)-1]
+	appID, err := rm.ParseApplicationID(s.ID)
+	if err != nil {
+		return err
+	}
+	attemptProto := &hadoopproto.ApplicationAttemptIdProto{
+		ApplicationId: &hadoopproto.ApplicationIdProto{Id: proto.Int32(int32(appID.Seq)), ClusterTimestamp: proto.Int64(appID.ClusterTimestamp)},
+		AttemptId:     proto.Int32(int32(len(s.Attempts))),
+	}
+	ident, err := proto.Marshal(&hadoopproto.AMRMTokenIdentifierProto{AppAttemptId: attemptProto, KeyId: proto.Int32(1)})
+	if err != nil {
+		return err
+	}
+	pw := make([]byte, 20)
+	rand.Read(pw)
+	ct := &container{
+		app: s.ID, attempt: hadoopproto.AttemptIDString(attemptProto), id: at.ContainerID,
+		dir: filepath.Join(c.opts.Dir, at.ContainerID), attemptProto: attemptProto,
+		token:  token.Token{Identifier: ident, Password: pw, Kind: token.KindAMRM, Service: c.sched.Addr()},
+		exited: make(chan struct{}),
+	}
+	logDir := filepath.Join(ct.dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	for link, lr := range s.LocalResources {
+		if err := localize(ct.dir, link, lr); err != nil {
+			return fmt.Errorf("localizing %s: %w", link, err)
+		}
+	}
+	tokenFile := filepath.Join(ct.dir, "container_tokens")
+	creds := token.Credentials{Tokens: []token.Entry{{Alias: ct.token.Service, Token: ct.token}}}
+	if err := creds.WriteFile(tokenFile); err != nil {
+		return err
+	}
+	if len(s.Commands) == 0 {
+		return errors.New("no AM command")
+	}
+	command := strings.ReplaceAll(s.Commands[0], "<LOG_DIR>", logDir)
+	command = strings.ReplaceAll(command, "{{PWD}}", ct.dir)
+	// As launch_container.sh does, the shell execs the command, so the
+	// container's process is the AM itself.
+	cmd := exec.Command("/bin/sh", "-c", "exec "+command)
+	cmd.Dir = ct.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	env := append(os.Environ(), c.opts.Env...)
+	for k, v := range s.Environment {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"CONTAINER_ID="+ct.id, "NM_HOST=127.0.0.1", "NM_PORT=45454", "NM_HTTP_PORT=8042",
+		"HADOOP_TOKEN_FILE_LOCATION="+tokenFile, "LOG_DIRS="+logDir, "PWD="+ct.dir,
+		"APPLICATION_WEB_PROXY_BASE=/proxy/"+s.ID, "APP_SUBMIT_TIME_ENV="+fmt.Sprint(time.Now().UnixMilli()),
+	)
+	if _, ok := s.Environment[amrm.EnvSchedulerAddress]; !ok {
+		env = append(env, amrm.EnvSchedulerAddress+"="+c.sched.Addr())
+	}
+	cmd.Env = env
+	c.mu.Lock()
+	c.attempts[ct.attempt] = ct
+	c.containers[s.ID] = ct
+	c.launches = append(c.launches, Launch{ApplicationID: s.ID, AttemptID: ct.attempt, ContainerID: ct.id, Dir: ct.dir, Started: time.Now()})
+	c.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ct.cmd = cmd
+	c.wg.Go(func() { c.follow(ct) })
+	return nil
+}
+
+// follow waits for a container's process and tells the RM how it ended.
+func (c *Cluster) follow(ct *container) {
+	ct.exitErr = ct.cmd.Wait()
+	close(ct.exited)
+	c.mu.Lock()
+	finished := ct.finished
+	c.mu.Unlock()
+	if finished {
+		_ = c.RM.AMContainerExited(ct.app)
+		return
+	}
+	s, ok := c.RM.App(ct.app)
+	if !ok || s.State == rmtest.StateKilled || s.InternalState == rmtest.StateKilling || s.State == rmtest.StateFailed {
+		return
+	}
+	code := -1
+	if ct.cmd.ProcessState != nil {
+		code = ct.cmd.ProcessState.ExitCode()
+	}
+	_ = c.RM.FailAttempt(ct.app, fmt.Sprintf("Exception from container-launch. Container id: %s Exit code: %d", ct.id, code))
+}
+
+func (ct *container) kill() {
+	if ct.cmd == nil || ct.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-ct.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-ct.cmd.Process.Pid, syscall.SIGKILL)
+	<-ct.exited
+}
+
+// localize links a local resource into the container directory. Only
+// file: URLs (and plain paths) are supported: the stager in tests writes
+// to a local file system.
+func localize(dir, link string, lr rmtest.LocalResource) error {
+	p := lr.URL
+	if u, err := url.Parse(lr.URL); err == nil && u.Scheme != "" {
+		if u.Scheme != "file" {
+			return fmt.Errorf("yarntest: resource %s: only file: URLs can be localized here", lr.URL)
+		}
+		p = u.Path
+	}
+	if _, err := os.Stat(p); err != nil {
+		return err
+	}
+	return os.Symlink(p, filepath.Join(dir, link))
+}
