@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy/local"
+	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
 
@@ -47,6 +49,12 @@ type Daemon struct {
 // immediate look at a job whose process ended.
 type deployerFactory func(opts Options, log *logrus.Entry, onExit func(jobID string)) (deploy.Deployer, error)
 
+// deployers are the deployer factories by the name the deployer key takes.
+var deployers = map[string]deployerFactory{
+	local.Name:      localDeployer,
+	yarndeploy.Name: yarnDeployer,
+}
+
 func localDeployer(opts Options, log *logrus.Entry, onExit func(jobID string)) (deploy.Deployer, error) {
 	return local.New(local.Config{
 		Binary:     opts.Runtime.Binary,
@@ -56,10 +64,22 @@ func localDeployer(opts Options, log *logrus.Entry, onExit func(jobID string)) (
 	}, log, onExit)
 }
 
+// yarnDeployer connects to the cluster: the ResourceManagers and HDFS.
+func yarnDeployer(opts Options, log *logrus.Entry, _ func(jobID string)) (deploy.Deployer, error) {
+	return yarndeploy.Open(opts.yarnConfig(), nil, log)
+}
+
 // New prepares a daemon: it validates the options, takes the data directory,
 // opens the store and builds the deployer. Nothing runs until Start.
 func New(opts Options, log *logrus.Entry) (*Daemon, error) {
-	return newDaemon(opts, log, localDeployer)
+	f, ok := deployers[opts.Deployer]
+	if !ok {
+		if err := opts.Validate(); err != nil {
+			return nil, err // names the deployer key
+		}
+		return nil, fmt.Errorf("deployer: %q is not built in", opts.Deployer)
+	}
+	return newDaemon(opts, log, f)
 }
 
 func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*Daemon, error) {
@@ -74,18 +94,23 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 	if opts.Checkpoints.Dir == "" {
 		opts.Checkpoints.Dir = filepath.Join(dataDir, "checkpoints")
 	}
-	// A local directory is made absolute; a URL (hdfs://…) is passed on as is.
-	if !strings.Contains(opts.Checkpoints.Dir, "://") {
+	// A local directory is made absolute and created; a URL (hdfs://…) is
+	// passed on as is, and the job masters create it.
+	mkdirs := []string{dataDir}
+	if strings.Contains(opts.Checkpoints.Dir, "://") {
+		opts.Checkpoints.Dir = strings.TrimRight(opts.Checkpoints.Dir, "/")
+	} else {
 		if opts.Checkpoints.Dir, err = filepath.Abs(opts.Checkpoints.Dir); err != nil {
 			return nil, fmt.Errorf("checkpoints.dir: %w", err)
 		}
+		mkdirs = append(mkdirs, opts.Checkpoints.Dir)
 	}
 	if opts.Runtime.Binary == "" {
 		if opts.Runtime.Binary, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("runtime.binary: cannot find this executable: %w", err)
 		}
 	}
-	for _, dir := range []string{dataDir, opts.Checkpoints.Dir} {
+	for _, dir := range mkdirs {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
@@ -163,6 +188,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			}
 		}
 		d.watcher.Stop()
+		if c, ok := d.deployer.(io.Closer); ok {
+			err = errors.Join(err, c.Close())
+		}
 		err = errors.Join(err, d.store.Close(), d.lock.Close())
 		d.log.Info("daemon stopped")
 	})

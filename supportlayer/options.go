@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 )
 
 // Options configure the daemon. Their YAML keys are the config-file keys; each
@@ -39,7 +41,8 @@ type Options struct {
 		Token string `yaml:"token"`
 	} `yaml:"auth"`
 
-	// Deployer is where jobs run: local (child processes of this machine).
+	// Deployer is where jobs run: local (child processes of this machine) or
+	// yarn (one YARN application per job; see Yarn and HDFS).
 	Deployer string `yaml:"deployer"`
 
 	Runtime struct {
@@ -65,6 +68,36 @@ type Options struct {
 	} `yaml:"watch"`
 
 	Restart RestartPolicy `yaml:"restart"`
+
+	// Yarn configures the yarn deployer. Empty keys are taken from the Hadoop
+	// client configuration in HADOOP_CONF_DIR.
+	Yarn struct {
+		// ResourceManager lists the RM web addresses (http://rm1:8088), one
+		// per RM of an HA group; default: yarn-site.xml.
+		ResourceManager []string `yaml:"resourcemanager"`
+		// Queue is the scheduler queue of every job's application.
+		Queue string `yaml:"queue"`
+		// StagingDir is where the binary and job specs are uploaded on HDFS;
+		// default /user/<hdfs.user>/.staging.
+		StagingDir string `yaml:"staging_dir"`
+		// SchedulerAddress lists host:port of the RM scheduler for the AM;
+		// default: the AM reads yarn-site.xml of its node's HADOOP_CONF_DIR.
+		SchedulerAddress []string `yaml:"scheduler_address"`
+		// MaxAttempts is how many AM attempts YARN makes per application.
+		MaxAttempts int `yaml:"max_attempts"`
+		// AttemptFailuresValidityInterval: when positive, only AM failures
+		// within it count toward MaxAttempts.
+		AttemptFailuresValidityInterval time.Duration `yaml:"attempt_failures_validity_interval"`
+	} `yaml:"yarn"`
+
+	// HDFS says how the yarn deployer reaches HDFS for staging.
+	HDFS struct {
+		// NameNode is host:port; default: fs.defaultFS of HADOOP_CONF_DIR.
+		NameNode string `yaml:"namenode"`
+		// User is the Hadoop user of RM requests, staged files and the AM;
+		// default HADOOP_USER_NAME, else the operating-system user.
+		User string `yaml:"user"`
+	} `yaml:"hdfs"`
 }
 
 // RestartPolicy says how a job whose deployment died is brought back.
@@ -93,7 +126,25 @@ func DefaultOptions() Options {
 	o.Watch.StartTimeout = 60 * time.Second
 	o.Watch.StopTimeout = 30 * time.Second
 	o.Restart = RestartPolicy{Strategy: "exponential", Delay: time.Second, MaxDelay: time.Minute, MaxRestarts: 10, Window: 10 * time.Minute}
+	o.Yarn.Queue = yarndeploy.DefaultQueue
+	o.Yarn.MaxAttempts = yarndeploy.DefaultMaxAttempts
 	return o
+}
+
+// yarnConfig is the yarn deployer's configuration from the options.
+func (o Options) yarnConfig() yarndeploy.Config {
+	return yarndeploy.Config{
+		ResourceManagers:                o.Yarn.ResourceManager,
+		Queue:                           o.Yarn.Queue,
+		StagingDir:                      o.Yarn.StagingDir,
+		SchedulerAddresses:              o.Yarn.SchedulerAddress,
+		MaxAttempts:                     o.Yarn.MaxAttempts,
+		AttemptFailuresValidityInterval: o.Yarn.AttemptFailuresValidityInterval,
+		NameNode:                        o.HDFS.NameNode,
+		User:                            o.HDFS.User,
+		Binary:                          o.Runtime.Binary,
+		ObserveInterval:                 o.Watch.Interval,
+	}
 }
 
 // Validate names the first key whose value cannot work.
@@ -121,8 +172,18 @@ func (o Options) Validate() error {
 	default:
 		return fmt.Errorf("database.driver: must be sqlite, mysql or postgres, got %q", o.Database.Driver)
 	}
-	if o.Deployer != "local" {
-		return fmt.Errorf("deployer: must be local, got %q (the YARN deployer is not part of this build yet)", o.Deployer)
+	switch o.Deployer {
+	case "local":
+	case "yarn":
+		if err := yarndeploy.ValidateCheckpointDir(o.Checkpoints.Dir); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("deployer: must be local or yarn, got %q", o.Deployer)
+	}
+	// The yarn: and hdfs: keys are checked whichever deployer is in use.
+	if err := o.yarnConfig().Validate(); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		key string
@@ -179,6 +240,12 @@ func LoadOptions(path string, env []string) (Options, error) {
 	if err := applyEnv(&o, env); err != nil {
 		return o, err
 	}
+	// An empty list (`key: []`) is the same as an absent one.
+	walkFields(reflect.ValueOf(&o).Elem(), "", func(_ string, f reflect.Value) {
+		if f.Kind() == reflect.Slice && f.Len() == 0 {
+			f.SetZero()
+		}
+	})
 	return o, nil
 }
 
@@ -224,6 +291,8 @@ func goTypeName(t string) string {
 		return "true or false"
 	case "string":
 		return "a string"
+	case "[]string":
+		return "a list (like [a, b])"
 	}
 	return t
 }
@@ -306,6 +375,15 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not an integer", s)
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		// A list is written comma-separated: TIDEWATCH_YARN_RESOURCEMANAGER=http://rm1:8088,http://rm2:8088.
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestDefaultOptionsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := LoadOptions("", nil)
-	if err != nil || o != DefaultOptions() {
+	if err != nil || !reflect.DeepEqual(o, DefaultOptions()) {
 		t.Fatalf("no file and no env must give the defaults: %v", err)
 	}
 }
@@ -111,7 +112,7 @@ func TestExampleConfigIsTheDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o != DefaultOptions() {
+	if !reflect.DeepEqual(o, DefaultOptions()) {
 		t.Fatalf("configs/tidewatch.yaml differs from DefaultOptions():\n%+v\n%+v", o, DefaultOptions())
 	}
 	data, _ := os.ReadFile("../configs/tidewatch.yaml")
@@ -120,5 +121,41 @@ func TestExampleConfigIsTheDefault(t *testing.T) {
 		if !strings.Contains(string(data), last+":") {
 			t.Errorf("configs/tidewatch.yaml does not show %s", key)
 		}
+	}
+}
+
+func TestLoadOptionsYarn(t *testing.T) {
+	o, err := LoadOptions("testdata/configs/yarn.yaml", []string{"TIDEWATCH_YARN_SCHEDULER_ADDRESS=rm3.example.com:8030, rm4.example.com:8030", "TIDEWATCH_YARN_STAGING_DIR=/tmp/staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := o.yarnConfig()
+	if c.Queue != "streaming" || c.MaxAttempts != 3 || c.AttemptFailuresValidityInterval != 10*time.Minute ||
+		c.NameNode != "nn.example.com:8020" || c.User != "tidewatch" || c.StagingDir != "/tmp/staging" ||
+		!reflect.DeepEqual(c.ResourceManagers, []string{"http://rm1.example.com:8088", "http://rm2.example.com:8088"}) {
+		t.Errorf("yarn config = %+v", c)
+	}
+	if !reflect.DeepEqual(c.SchedulerAddresses, []string{"rm3.example.com:8030", "rm4.example.com:8030"}) {
+		t.Errorf("a list from the environment is comma-separated: %q", c.SchedulerAddresses)
+	}
+	if c.ObserveInterval != o.Watch.Interval {
+		t.Errorf("the application listing must live one watch interval, got %s", c.ObserveInterval)
+	}
+
+	// A one-node test cluster may share a local directory, named explicitly.
+	o.Checkpoints.Dir = "file:///var/tidewatch/checkpoints"
+	if err := o.Validate(); err != nil {
+		t.Errorf("file:// checkpoints with deployer yarn: %v", err)
+	}
+	// The local deployer keeps taking local paths.
+	o.Deployer, o.Checkpoints.Dir = "local", "/var/tidewatch/checkpoints"
+	if err := o.Validate(); err != nil {
+		t.Errorf("local path with deployer local: %v", err)
+	}
+	if keys := EnvKeys(); keys["yarn.resourcemanager"] != "TIDEWATCH_YARN_RESOURCEMANAGER" || keys["hdfs.namenode"] != "TIDEWATCH_HDFS_NAMENODE" {
+		t.Errorf("yarn and hdfs keys lack environment variables")
 	}
 }

@@ -138,6 +138,9 @@ func (w *watcher) wakeAt(jobID string, at time.Time) {
 func (w *watcher) cycle(ctx context.Context) {
 	start := time.Now()
 	defer func() { w.metrics.cycleSeconds.Observe(time.Since(start).Seconds()) }()
+	if ca, ok := w.deployer.(deploy.CycleAware); ok {
+		ca.BeginCycle() // a batching deployer (YARN) refreshes its view once for the whole cycle
+	}
 	var unfinished []string
 	unfinished = append(unfinished, StateSubmitted, StateDeploying, StateRunning, StateRestarting, StateStopping, StateCancelling)
 	jobs, err := w.store.Jobs(ctx, unfinished)
@@ -358,7 +361,8 @@ func (t timeouts) probe() time.Duration {
 }
 
 func handleOf(d *Deployment) deploy.Handle {
-	return deploy.Handle{Deployer: d.Deployer, PID: d.PID, ApplicationID: d.ApplicationID, WorkDir: d.WorkDir, LogPath: d.LogPath}
+	return deploy.Handle{Deployer: d.Deployer, PID: d.PID, ApplicationID: d.ApplicationID, WorkDir: d.WorkDir, LogPath: d.LogPath,
+		JobID: d.JobID, Attempt: d.Attempt}
 }
 
 func describeHandle(d *Deployment) string {

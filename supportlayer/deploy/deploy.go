@@ -30,6 +30,12 @@ type Handle struct {
 	ApplicationID string `json:"applicationId,omitempty"`
 	WorkDir       string `json:"workDir,omitempty"`
 	LogPath       string `json:"logPath,omitempty"`
+	// JobID and Attempt name the deployment (the Request's). They are known
+	// before anything starts, so a deployer that labels what it starts with
+	// them (the YARN deployer's application tags) finds a deployment whose
+	// other fields were never stored because the daemon stopped mid-deploy.
+	JobID   string `json:"jobId,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
 }
 
 // Status is one observation of a deployment.
@@ -45,6 +51,15 @@ type Status struct {
 	Savepoint string
 	// Diagnostics says why the deployment ended, when it has.
 	Diagnostics string
+}
+
+// CycleAware is implemented by a deployer that observes all its deployments
+// in one batch (the YARN deployer lists the ResourceManager's applications
+// once instead of asking for one report per job). The watcher calls
+// BeginCycle at the start of each watch cycle, before it observes every
+// deployment; observations between cycles may be served from the batch.
+type CycleAware interface {
+	BeginCycle()
 }
 
 // Deployer starts and tracks deployments of jobs.

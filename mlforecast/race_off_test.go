@@ -1,0 +1,5 @@
+//go:build !race
+
+package mlforecast
+
+const raceEnabled = false

@@ -1,0 +1,70 @@
+package yarn
+
+import (
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+)
+
+// ResultPrefix starts the line of an application's diagnostics in which the
+// job master (`tidewatch am`, package yarn/am) reports how the job ended when
+// it unregisters:
+//
+//	tidewatch-result {"state":"FINISHED","savepoint":"hdfs://…","error":""}
+const ResultPrefix = "tidewatch-result "
+
+// result is the job master's own record of how the job ended.
+type result struct {
+	State     string `json:"state"` // FINISHED, CANCELED or FAILED
+	Savepoint string `json:"savepoint"`
+	Error     string `json:"error"`
+}
+
+// parseResult finds the result line in an application's diagnostics. The RM
+// may have put other lines around it (an earlier attempt's failure).
+func parseResult(diagnostics string) (result, bool) {
+	for line := range strings.SplitSeq(diagnostics, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), ResultPrefix)
+		if !ok {
+			continue
+		}
+		var r result
+		if json.Unmarshal([]byte(rest), &r) != nil {
+			continue
+		}
+		switch r.State {
+		case "FINISHED", "CANCELED", "FAILED":
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
+// maxDiagnostics bounds the RM diagnostics carried into a Status: they end up
+// in the deployment's diagnostics and in event messages (2048 bytes each),
+// and a failed application's can hold a stack trace.
+const maxDiagnostics = 1024
+
+// clip shortens s to at most n bytes of valid UTF-8, marking the cut, and
+// folds its lines into one.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+func joinDiag(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
