@@ -107,6 +107,11 @@ type MasterOptions struct {
 	// Attempt is the deployment attempt, 1 for the first; the job reports
 	// Attempt-1 restarts.
 	Attempt int
+	// PreferNewerCheckpoint restores the newest complete checkpoint when it
+	// is newer than what Restore names (a savepoint, or none): for a process
+	// restarted with the same command line, as YARN restarts an
+	// ApplicationMaster, whose checkpoints since the start are newer state.
+	PreferNewerCheckpoint bool
 	// SetMemoryLimit makes the job master set the Go runtime's soft memory
 	// limit (GOMEMLIMIT) to 90% of the job's memory limit, unless GOMEMLIMIT
 	// is set in the environment. Only for a process of its own.
@@ -291,6 +296,7 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 		}
 	}()
 	p := newPipeline(j, spec, store, b)
+	p.preferNewer = opts.PreferNewerCheckpoint
 	if err := p.restoreAndOpen(opts.Restore, startTime); err != nil {
 		return fail(err)
 	}

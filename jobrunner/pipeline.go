@@ -23,9 +23,12 @@ type pipeline struct {
 	store *checkpointStore
 	b     *built
 
-	snap   *flow.Snapshot // to restore, or nil
-	nextID int64
-	eng    *flow.Engine
+	snap *flow.Snapshot // to restore, or nil
+	// preferNewer: restore the newest checkpoint if it is newer than what
+	// the restore mode names (MasterOptions.PreferNewerCheckpoint).
+	preferNewer bool
+	nextID      int64
+	eng         *flow.Engine
 }
 
 // published are the engine's counters summed over subtasks.
@@ -67,6 +70,18 @@ func (p *pipeline) restoreAndOpen(mode string, now time.Time) error {
 	}
 	if err != nil {
 		return fmt.Errorf("jobrunner: restore from %s: %w", mode, err)
+	}
+	if p.preferNewer && mode != RestoreLatest {
+		// A later attempt of the same deployment: the checkpoints written
+		// since the given start point are newer state.
+		newest, err := p.store.latest()
+		if err != nil {
+			return fmt.Errorf("jobrunner: restore: %w", err)
+		}
+		if newest != nil && (s == nil || newest.meta.CheckpointID > s.meta.CheckpointID) {
+			p.j.log.WithField("path", newest.path).Info("a later attempt: restoring the newest checkpoint instead of " + mode)
+			s = newest
+		}
 	}
 	maxID, err := p.store.maxID()
 	if err != nil {

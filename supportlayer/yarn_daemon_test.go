@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +32,7 @@ type yarnCluster struct {
 	t   *testing.T
 	rm  *rmtest.Server
 	jm  *httptest.Server
+	mux *http.ServeMux
 	fs  *hdfs.LocalFS
 	ctx context.Context
 
@@ -64,6 +67,7 @@ func newYARNCluster(t *testing.T) *yarnCluster {
 	})
 	c.jm = httptest.NewServer(mux)
 	t.Cleanup(c.jm.Close)
+	c.mux = mux
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.ctx = ctx
@@ -100,7 +104,18 @@ func (c *yarnCluster) nodeManagers() {
 			if err := c.rm.LaunchAttempt(id); err != nil {
 				continue
 			}
-			_ = c.rm.RegisterAttempt(id, "localhost", c.jm.URL+"/"+id)
+			// Each AM's job master at its own address, registered as the
+			// tracking URL and (its port) as the RPC port, as the real AM does.
+			app := id
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path = "/" + app + r.URL.Path
+				c.mux.ServeHTTP(w, r2)
+			}))
+			c.t.Cleanup(srv.Close)
+			u, _ := url.Parse(srv.URL)
+			port, _ := strconv.Atoi(u.Port())
+			_ = c.rm.RegisterAttemptRPC(id, u.Hostname(), int64(port), srv.URL)
 		}
 	}
 }
@@ -165,7 +180,9 @@ func TestDaemonOnYARN(t *testing.T) {
 	j := submit(t, td, goodSpec)
 	j = td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
 	app := j.Deployment.ApplicationID
-	if j.Deployment.Deployer != "yarn" || app == "" || j.Deployment.Endpoint != c.rm.URL()+"/proxy/"+app+"/" {
+	// The endpoint is the job master itself (amRPCAddress), not the RM's
+	// proxy, which would refuse the POSTs of stop and savepoint.
+	if s, _ := c.rm.App(app); j.Deployment.Deployer != "yarn" || app == "" || !strings.HasPrefix(j.Deployment.Endpoint, "http://127.0.0.1:") || s.State != rmtest.StateRunning {
 		t.Fatalf("deployment = %+v", j.Deployment)
 	}
 	s, _ := c.rm.App(app)

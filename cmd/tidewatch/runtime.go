@@ -122,13 +122,20 @@ use --restore none to start over.`,
 // the next attempt.
 func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 	ctx, cancel := context.WithCancel(parent)
+	// YARN restarts the AM with the same command line; from the second
+	// attempt on, checkpoints taken since the first are the state to resume.
+	opts.PreferNewerCheckpoint = am.ContainerAttempt(os.Getenv(am.EnvContainerID)) >= 2
 	defer cancel()
 	var session *am.Session
 	var regErr error
 	opts.Started = func(info jobrunner.MasterInfo) {
 		tracking, err := am.TrackingURL(info.URL, am.AdvertiseHost(os.Getenv))
+		var port int32
 		if err == nil {
-			session, err = am.Start(ctx, tracking, am.Options{Log: opts.Log})
+			port, err = am.Port(info.URL)
+		}
+		if err == nil {
+			session, err = am.Start(ctx, tracking, am.Options{Log: opts.Log, RPCPort: port})
 		}
 		if err != nil {
 			regErr = err

@@ -152,15 +152,28 @@ func TestYARNApplicationMaster(t *testing.T) {
 		return latest != nil && latest["restored"] != nil
 	})
 
-	// Stop with a savepoint through the proxy: FINISHED/SUCCEEDED, result in
-	// the diagnostics.
-	resp, err := http.Post(strings.TrimSuffix(a.TrackingURL, "/")+"/jobs/"+jobID+"/stop", "application/json", strings.NewReader(`{}`))
+	// The proxy forwards GET and PUT only; the AM registered its REST port as
+	// its RPC port, so amRPCAddress reaches the job master for a POST: stop
+	// with a savepoint → FINISHED/SUCCEEDED, result in the diagnostics.
+	stopURL := "/jobs/" + jobID + "/stop"
+	resp, err := http.Post(strings.TrimSuffix(a.TrackingURL, "/")+stopURL, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST through the proxy: %d, want 405 as the RM's proxy answers", resp.StatusCode)
+	}
+	if a.AMRPCAddress == "" {
+		t.Fatal("no amRPCAddress in the application report")
+	}
+	resp, err = http.Post("http://"+a.AMRPCAddress+stopURL, "application/json", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 202 {
-		t.Fatalf("stop through the proxy: %d", resp.StatusCode)
+		t.Fatalf("stop at amRPCAddress: %d", resp.StatusCode)
 	}
 	a = waitApp("FINISHED", func(a *rm.Application) bool { return a.State == "FINISHED" })
 	if a.FinalStatus != "SUCCEEDED" {

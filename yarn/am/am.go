@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,12 @@ type Options struct {
 	Heartbeat time.Duration
 	// Progress reports the job's progress, 0..1, for the heartbeat.
 	Progress func() float32
-	Log      *logrus.Entry
+	// RPCPort is registered as the AM's RPC port: the job master's REST
+	// port, so that the application report's amRPCAddress names the job
+	// master directly (the RM's web proxy forwards only GET and PUT, and
+	// stop, savepoint and migration requests are POSTs). 0 registers -1.
+	RPCPort int32
+	Log     *logrus.Entry
 }
 
 // Session is a registered application attempt.
@@ -198,7 +204,11 @@ func Start(ctx context.Context, trackingURL string, opts Options) (*Session, err
 		return nil, fmt.Errorf("am: %w", err)
 	}
 	host := AdvertiseHost(opts.Getenv)
-	if _, err := client.Register(ctx, host, -1, trackingURL); err != nil {
+	rpcPort := opts.RPCPort
+	if rpcPort == 0 {
+		rpcPort = -1
+	}
+	if _, err := client.Register(ctx, host, rpcPort, trackingURL); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("am: register with the scheduler at %s: %w", strings.Join(addrs, ","), err)
 	}
@@ -240,7 +250,11 @@ func (s *Session) heartbeat() {
 			return
 		case errors.Is(err, amrm.ErrResync):
 			// The RM restarted and lost the registration: register again.
-			if _, rerr := s.client.Register(context.Background(), AdvertiseHost(s.opts.Getenv), -1, ""); rerr != nil {
+			port := s.opts.RPCPort
+			if port == 0 {
+				port = -1
+			}
+			if _, rerr := s.client.Register(context.Background(), AdvertiseHost(s.opts.Getenv), port, ""); rerr != nil {
 				s.log.WithError(rerr).Warn("re-registering after an RM restart")
 			}
 		default:
@@ -279,4 +293,31 @@ func (s *Session) Close() error {
 func (s *Session) stopHeartbeat() {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
+}
+
+// Port is the port of a listen URL.
+func Port(listenURL string) (int32, error) {
+	u, err := url.Parse(listenURL)
+	if err != nil {
+		return 0, fmt.Errorf("am: %q: %w", listenURL, err)
+	}
+	p, err := strconv.ParseUint(u.Port(), 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("am: %q has no port", listenURL)
+	}
+	return int32(p), nil
+}
+
+// ContainerAttempt is the application attempt number in a container id
+// (container_[e<epoch>_]<cluster ts>_<app>_<attempt>_<container>), or 0.
+func ContainerAttempt(containerID string) int {
+	parts := strings.Split(containerID, "_")
+	if len(parts) < 5 || parts[0] != "container" {
+		return 0
+	}
+	n, err := strconv.Atoi(parts[len(parts)-2])
+	if err != nil {
+		return 0
+	}
+	return n
 }

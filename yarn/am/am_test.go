@@ -50,3 +50,18 @@ func TestTrackingURL(t *testing.T) {
 		t.Error("a plain process taken for a container")
 	}
 }
+
+func TestContainerAttempt(t *testing.T) {
+	for id, want := range map[string]int{
+		"container_1795472519589_0001_02_000001":     2,
+		"container_e17_1410901177871_0001_01_000005": 1,
+		"nonsense": 0, "": 0,
+	} {
+		if got := ContainerAttempt(id); got != want {
+			t.Errorf("ContainerAttempt(%q) = %d, want %d", id, got, want)
+		}
+	}
+	if p, err := Port("http://0.0.0.0:40123"); err != nil || p != 40123 {
+		t.Errorf("Port = %d, %v", p, err)
+	}
+}

@@ -188,7 +188,7 @@ func (c *Cluster) register(_ context.Context, call ipctest.CallInfo, req *hadoop
 	ct.registered = true
 	c.mu.Unlock()
 	if !already {
-		if err := c.RM.RegisterAttempt(ct.app, req.GetHost(), req.GetTrackingUrl()); err != nil {
+		if err := c.RM.RegisterAttemptRPC(ct.app, req.GetHost(), int64(req.GetRpcPort()), req.GetTrackingUrl()); err != nil {
 			return nil, exception(amrm.ClassInvalidAMRequest, err.Error())
 		}
 	}

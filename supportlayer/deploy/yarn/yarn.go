@@ -301,8 +301,15 @@ func (d *Deployer) Observe(ctx context.Context, h deploy.Handle) (deploy.Status,
 func statusOf(a *rm.Application) deploy.Status {
 	if !rm.IsFinalState(a.State) {
 		st := deploy.Status{Alive: true}
-		if a.State == rm.StateRunning && a.TrackingURL != "" {
-			st.Endpoint = a.TrackingURL
+		switch {
+		case a.State != rm.StateRunning:
+		case a.AMRPCAddress != "" && !strings.HasPrefix(a.AMRPCAddress, "N/A"):
+			// The AM registers its REST port as its RPC port: the job
+			// master directly, since the RM's web proxy forwards only GET
+			// and PUT and stops, savepoints and migrations are POSTs.
+			st.Endpoint = "http://" + a.AMRPCAddress
+		case a.TrackingURL != "":
+			st.Endpoint = a.TrackingURL // read-only through the proxy
 		}
 		return st
 	}

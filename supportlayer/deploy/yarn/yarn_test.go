@@ -855,3 +855,16 @@ func TestUnknownApplication(t *testing.T) {
 		t.Fatalf("a listing answered 404 ended the deployment: %+v", st)
 	}
 }
+
+// A registered AM with an RPC port (the job master's REST port) is reached
+// directly; without one, read-only through the RM's proxy.
+func TestEndpointPrefersAMAddress(t *testing.T) {
+	a := &rm.Application{ID: "application_1_0001", State: rm.StateRunning, TrackingURL: "http://rm:8088/proxy/application_1_0001/", AMRPCAddress: "node4:40123"}
+	if st := statusOf(a); st.Endpoint != "http://node4:40123" {
+		t.Errorf("endpoint %q, want the AM's address", st.Endpoint)
+	}
+	a.AMRPCAddress = ""
+	if st := statusOf(a); st.Endpoint != a.TrackingURL {
+		t.Errorf("endpoint %q, want the proxy", st.Endpoint)
+	}
+}

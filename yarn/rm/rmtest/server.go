@@ -357,10 +357,20 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // proxy is the RM's web proxy (WebAppProxyServlet): /proxy/<app-id>/<path>
-// is forwarded to the current attempt's original tracking URL, for GET,
-// POST, PUT, DELETE and HEAD. An application without a registered tracking
-// URL gets 404, as an unknown one.
+// is forwarded to the current attempt's original tracking URL. As in Hadoop
+// 3.3, only GET and PUT are forwarded; POST is answered 405 and other
+// methods 501 (FLINK_REST.md §14.3). An application without a registered
+// tracking URL gets 404, as an unknown one.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rest string) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPut:
+	case http.MethodPost:
+		http.Error(w, "HTTP method POST is not supported by this URL", http.StatusMethodNotAllowed)
+		return
+	default:
+		http.Error(w, "Method "+r.Method+" is not implemented by this servlet", http.StatusNotImplemented)
+		return
+	}
 	id, path, _ := strings.Cut(rest, "/")
 	s.mu.Lock()
 	var target string

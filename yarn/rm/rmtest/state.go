@@ -256,6 +256,12 @@ func (s *Server) LaunchAttempt(id string) error {
 // application become RUNNING. trackingURL is the AM's original tracking URL
 // ("" is stored as N/A); the application reports the proxy URL.
 func (s *Server) RegisterAttempt(id, host, trackingURL string) error {
+	return s.RegisterAttemptRPC(id, host, -1, trackingURL)
+}
+
+// RegisterAttemptRPC is RegisterAttempt with the AM's RPC port, which the
+// application report shows as amRPCAddress (host:port); -1 means none.
+func (s *Server) RegisterAttemptRPC(id, host string, rpcPort int64, trackingURL string) error {
 	return s.withApp(id, func(a *app) error {
 		at := a.current()
 		if a.state != StateAccepted || at == nil || at.state != AttemptLaunched {
@@ -263,6 +269,7 @@ func (s *Server) RegisterAttempt(id, host, trackingURL string) error {
 		}
 		at.state = AttemptRunning
 		at.host = host
+		at.rpcPort = rpcPort
 		if trackingURL == "" {
 			trackingURL = "N/A"
 		}
