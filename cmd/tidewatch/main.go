@@ -44,6 +44,7 @@ func newRootCommand() *cobra.Command {
 		newRunCommand(),
 		newAMCommand(),
 		newWorkerCommand(),
+		newForecastCommand(),
 		newVersionCommand(),
 	)
 	return root
