@@ -136,7 +136,7 @@ func (c *Cluster) Close() {
 	c.cancel()
 	c.mu.Lock()
 	var all []*container
-	for _, ct := range c.containers {
+	for _, ct := range c.attempts { // every container ever started
 		all = append(all, ct)
 	}
 	c.mu.Unlock()
@@ -371,9 +371,12 @@ func (ct *container) kill() {
 	}
 	select {
 	case <-ct.exited:
+		// The container's process is gone; what it started may not be.
+		_ = syscall.Kill(-ct.cmd.Process.Pid, syscall.SIGKILL)
 		return
 	default:
 	}
+	// The whole process group: the AM and anything it started.
 	_ = syscall.Kill(-ct.cmd.Process.Pid, syscall.SIGKILL)
 	<-ct.exited
 }
