@@ -38,7 +38,13 @@ func OpenPebble(dir string) (*PebbleDB, error) {
 	opts := &pebble.Options{
 		DisableWAL:   true,
 		MemTableSize: 64 << 20,
-		Logger:       quietLogger{},
+		// A task must not stop for the LSM's housekeeping: let memtables
+		// and L0 grow rather than stall writes (the store is scratch space
+		// and bounded by the job's state).
+		MemTableStopWritesThreshold: 8,
+		L0CompactionThreshold:       8,
+		L0StopWritesThreshold:       256,
+		Logger:                      quietLogger{},
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {

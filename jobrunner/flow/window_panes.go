@@ -43,6 +43,9 @@ type pane struct {
 	fireQueued, cleanupQueued bool
 	// pebbleKGs counts the window's entries in each key group on Pebble.
 	pebbleKGs map[int32]int
+	// stale counts entries left behind by moves to Pebble since the last
+	// compaction.
+	stale int
 }
 
 type paneEntry struct {
@@ -274,7 +277,7 @@ func (o *WindowOperator) dropPane(p *pane) {
 	}
 	clear(p.pebbleKGs)
 	clear(p.entries)
-	p.entries, p.fireQueued, p.cleanupQueued = p.entries[:0], false, false
+	p.entries, p.fireQueued, p.cleanupQueued, p.stale = p.entries[:0], false, false, 0
 	delete(o.panes, p.w)
 	if o.lastPane == p {
 		o.lastPane = nil

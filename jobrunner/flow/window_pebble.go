@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -64,7 +65,7 @@ type pebbleState struct {
 }
 
 // maxBatchBytes is when the write buffer is applied to the store.
-const maxBatchBytes = 4 << 20
+const maxBatchBytes = 1 << 20
 
 // UsePebble gives the operator a Pebble store (shared by the operators of a
 // process; id names this operator's state in it) and puts every key group on
@@ -417,16 +418,25 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 			if err := wb.Set(ps.keyOf(kg, kw.w, ks.key), ps.val, nil); err != nil {
 				return 0, fmt.Errorf("flow: pebble state: %w", err)
 			}
-			p := o.paneFor(kw.w)
-			if p.pebbleKGs == nil {
-				p.pebbleKGs = map[int32]int{}
-			}
-			p.pebbleKGs[int32(kg)]++
 			n++
 		}
 	}
 	if err := wb.Commit(pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("flow: pebble state: %w", err)
+	}
+	var touched []*pane
+	for _, ks := range list {
+		for _, kw := range ks.wins {
+			p := o.paneFor(kw.w)
+			if p.pebbleKGs == nil {
+				p.pebbleKGs = map[int32]int{}
+			}
+			if p.stale == 0 {
+				touched = append(touched, p)
+			}
+			p.pebbleKGs[int32(kg)]++
+			p.stale++
+		}
 	}
 	// Only now, with everything written, does the group switch over. The
 	// heap entries become stale: panes skip entries whose key state has a
@@ -442,6 +452,21 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 	}
 	clear(list)
 	o.groupKeys[kg-o.kgs.Start] = nil
+	// Once most of a pane's entries are stale, drop them, so that a long
+	// window moved back and forth does not keep every old accumulator.
+	for _, p := range touched {
+		if p.stale*2 > len(p.entries) {
+			live := p.entries[:0]
+			for _, pe := range p.entries {
+				if !pe.stale() {
+					live = append(live, pe)
+				}
+			}
+			clear(p.entries[len(live):])
+			p.entries = live
+			p.stale = 0
+		}
+	}
 	o.paneEntries -= n
 	ps.entries += n
 	ps.perKG[kg-o.kgs.Start] += n
@@ -455,39 +480,71 @@ func (o *WindowOperator) pebbleToHeap(kg int) (int, error) {
 		ps.backend[kg-o.kgs.Start] = BackendHeap
 		return 0, nil
 	}
-	type entry struct {
-		key string
-		w   window
-		acc *windowAcc
-	}
-	var moved []entry
-	err := o.eachPebbleEntry(kg, func(key string, w window, acc *windowAcc) error {
-		moved = append(moved, entry{key, w, acc})
-		return nil
-	})
-	if err != nil {
+	if err := ps.flush(); err != nil {
 		return 0, err
 	}
-	// eachPebbleEntry flushed the write buffer, so deleting in the store
-	// leaves nothing of the group behind to come back.
 	lo, hi := state.KeyGroupBounds(ps.id, kg)
+	it, err := ps.db.DB().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, fmt.Errorf("flow: pebble state: %w", err)
+	}
+	// One pass, straight into the heap structures: an entry that does not
+	// decode means corrupt state, which fails the job (it restores from a
+	// checkpoint), so there is no half-moved group to protect. The
+	// accumulators come from one slab per group.
+	slab := make([]windowAcc, ps.perKG[kg-o.kgs.Start])
+	n := 0
+	err = func() error {
+		for it.First(); it.Valid(); it.Next() {
+			_, _, ns, key, err := state.SplitKey(it.Key())
+			if err != nil {
+				return err
+			}
+			w, err := decodeWindow(ns)
+			if err != nil {
+				return err
+			}
+			var acc *windowAcc
+			if n < len(slab) {
+				acc = &slab[n]
+				if na := len(o.aggs); na <= len(acc.inline) {
+					acc.slots = acc.inline[:na:na]
+				} else {
+					acc.slots = make([]aggSlot, na)
+				}
+			} else {
+				acc = newWindowAcc(len(o.aggs))
+			}
+			d := decoder{b: it.Value()}
+			o.decodeAcc(&d, acc)
+			if d.err != nil {
+				return fmt.Errorf("%w: pebble value of key %q window %v: %v", ErrCorruptSnapshot, key, w, d.err)
+			}
+			if p := o.panes[w]; p != nil && p.pebbleKGs != nil {
+				if p.pebbleKGs[int32(kg)]--; p.pebbleKGs[int32(kg)] <= 0 {
+					delete(p.pebbleKGs, int32(kg))
+				}
+			}
+			// The key aliases the iterator's buffer only for the call:
+			// keyWindowAcc copies it when it makes a new key state.
+			k := unsafe.String(unsafe.SliceData(key), len(key))
+			if _, _, err := o.keyWindowAcc(kg, k, state.KeyHash(k), w, acc); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}()
+	if err = errors.Join(err, it.Close()); err != nil {
+		return 0, err
+	}
 	if err := ps.db.DB().DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("flow: pebble state: %w", err)
 	}
 	ps.backend[kg-o.kgs.Start] = BackendHeap
-	for _, e := range moved {
-		if p := o.panes[e.w]; p != nil && p.pebbleKGs != nil {
-			if p.pebbleKGs[int32(kg)]--; p.pebbleKGs[int32(kg)] <= 0 {
-				delete(p.pebbleKGs, int32(kg))
-			}
-		}
-		if _, _, err := o.keyWindowAcc(kg, e.key, state.KeyHash(e.key), e.w, e.acc); err != nil {
-			return 0, err
-		}
-	}
-	ps.entries -= len(moved)
+	ps.entries -= n
 	ps.perKG[kg-o.kgs.Start] = 0
-	return len(moved), nil
+	return n, nil
 }
 
 // PebbleEntries is the number of (key, window) states on Pebble.
