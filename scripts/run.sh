@@ -15,7 +15,9 @@ if curl -fsS "$SERVER/healthz" >/dev/null 2>&1; then
   echo "A daemon already answers at $SERVER; using it."
 else
   echo "Starting the daemon: $BIN daemon --listen $LISTEN --data-dir $DATA (log: $DATA/daemon.log)"
-  nohup "$BIN" daemon --listen "$LISTEN" --data-dir "$DATA" >>"$DATA/daemon.log" 2>&1 &
+  # The monitor runs the seed's rule catalogue over every job (docs/RULES.md).
+  TIDEWATCH_MONITOR_RULES="${TIDEWATCH_MONITOR_RULES:-$PWD/configs/rules}" \
+    nohup "$BIN" daemon --listen "$LISTEN" --data-dir "$DATA" >>"$DATA/daemon.log" 2>&1 &
   echo $! >"$DATA/daemon.pid"
   for _ in $(seq 1 100); do
     curl -fsS "$SERVER/readyz" >/dev/null 2>&1 && break

@@ -120,6 +120,10 @@ func (a *api) handler() http.Handler {
 	api.HandleFunc("GET /api/v1/jobs/{id}/events", a.jobEvents)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", a.logs)
 	api.HandleFunc("GET /api/v1/events", a.events)
+	a.d.notifier.RegisterRoutes(api) // notify: GET /api/v1/alerts, GET/POST/DELETE /api/v1/silences
+	if a.d.monitor != nil {
+		monitorRoutes(api, a.d.monitor, a.d.now)
+	}
 	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

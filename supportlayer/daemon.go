@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/tidewatch/tidewatch/monitor"
+	"github.com/tidewatch/tidewatch/notify"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy/local"
 	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
@@ -36,6 +38,8 @@ type Daemon struct {
 	deployer deploy.Deployer
 	master   *jobmaster.Client
 	watcher  *watcher
+	notifier *notify.Notifier
+	monitor  *monitor.Monitor // nil without monitor.rules
 	lock     *os.File
 
 	srv      *http.Server
@@ -135,6 +139,17 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
+	// notify: alerts to people, through an outbox in the metadata database.
+	var ncfg notify.Config
+	if opts.Notify != nil {
+		ncfg = *opts.Notify
+	}
+	if d.notifier, err = notify.New(d.store.db, ncfg, notify.Options{Log: log.WithField("component", "notify"), Registerer: reg}); err != nil {
+		d.store.Close()
+		lock.Close()
+		return nil, err
+	}
+
 	w := &watcher{
 		store: d.store, master: d.master, policy: opts.Restart, interval: opts.Watch.Interval,
 		to:       timeouts{Start: opts.Watch.StartTimeout, Stop: opts.Watch.StopTimeout, Probe: opts.Watch.ProbeTimeout},
@@ -148,6 +163,13 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 	}
 	w.deployer = d.deployer
 
+	// monitor: CEP rules over the job masters' metrics, firing into the notifier.
+	if d.monitor, err = wireMonitor(d, opts.Monitor, d.notifier, reg); err != nil {
+		d.store.Close()
+		lock.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+
 	a := &api{d: d, log: log.WithField("component", "api"), token: opts.Auth.Token, reg: reg, metrics: m}
 	d.srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
@@ -155,6 +177,9 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 
 // Start binds the REST listener and starts the watcher.
 func (d *Daemon) Start() error {
+	if err := d.notifier.Start(context.Background()); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -169,9 +194,16 @@ func (d *Daemon) Start() error {
 		d.serveErr <- err
 	}()
 	d.watcher.Start()
+	if d.monitor != nil {
+		d.monitor.Start()
+	}
 	d.log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "data_dir": d.opts.DataDir, "database": d.opts.Database.Driver, "deployer": d.deployer.Name()}).Info("daemon started")
 	return nil
 }
+
+// Notifier is the daemon's notifier, for the monitor to raise and resolve
+// alerts through.
+func (d *Daemon) Notifier() *notify.Notifier { return d.notifier }
 
 // Addr is the address the REST API listens on, once started.
 func (d *Daemon) Addr() string { return d.listener.Addr().String() }
@@ -188,10 +220,13 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			}
 		}
 		d.watcher.Stop()
+		if d.monitor != nil {
+			err = errors.Join(err, d.monitor.Stop(ctx))
+		}
 		if c, ok := d.deployer.(io.Closer); ok {
 			err = errors.Join(err, c.Close())
 		}
-		err = errors.Join(err, d.store.Close(), d.lock.Close())
+		err = errors.Join(err, d.notifier.Stop(ctx), d.store.Close(), d.lock.Close())
 		d.log.Info("daemon stopped")
 	})
 	return err

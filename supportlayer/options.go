@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tidewatch/tidewatch/notify"
 	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 )
 
@@ -98,6 +99,14 @@ type Options struct {
 		// default HADOOP_USER_NAME, else the operating-system user.
 		User string `yaml:"user"`
 	} `yaml:"hdfs"`
+
+	// Notify is the alerting section (package notify): receivers and their
+	// channels, routes, inhibition, rate limits, the outbox. Without it,
+	// alerts are recorded and shown by the REST API but sent nowhere.
+	Notify *notify.Config `yaml:"notify"`
+
+	// Monitor runs CEP rules over every running job's metrics (RULES.md).
+	Monitor MonitorOptions `yaml:"monitor"`
 }
 
 // RestartPolicy says how a job whose deployment died is brought back.
@@ -117,6 +126,7 @@ func DefaultOptions() Options {
 	var o Options
 	o.Listen = "127.0.0.1:8080"
 	o.DataDir = "./var"
+	o.Monitor = DefaultMonitorOptions()
 	o.Log.Level = "info"
 	o.Log.Format = "text"
 	o.Database.Driver = "sqlite"
@@ -202,6 +212,16 @@ func (o Options) Validate() error {
 	}
 	if o.Watch.Interval < 100*time.Millisecond {
 		return fmt.Errorf("watch.interval: must be at least 100ms, got %s", o.Watch.Interval)
+	}
+	if o.Notify != nil {
+		if err := o.Notify.Validate(); err != nil { // names its keys notify.…
+			return err
+		}
+	}
+	if o.Monitor.Rules != "" {
+		if err := o.Monitor.Validate(); err != nil {
+			return err
+		}
 	}
 	return o.Restart.Validate()
 }

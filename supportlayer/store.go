@@ -11,6 +11,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/tidewatch/tidewatch/notify"
 )
 
 // Store errors.
@@ -95,6 +97,10 @@ var migrations = []struct {
 	{1, "jobs, deployments, events", func(tx *gorm.DB) error {
 		return tx.Migrator().AutoMigrate(&Job{}, &Deployment{}, &Event{})
 	}},
+	// notify: the notifier keeps its tables (notify_*: alerts, notifications,
+	// the delivery outbox and its attempts, silences, the notification log)
+	// in this database; their models and this step live in package notify.
+	{2, "notify: alerts, outbox, silences", notify.Migrate},
 }
 
 // Store is the daemon's metadata database.

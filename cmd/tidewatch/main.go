@@ -41,6 +41,7 @@ func newRootCommand() *cobra.Command {
 		newDaemonCommand(),
 		newJobCommand(),
 		newEventsCommand(),
+		newRulesCommand(),
 		newRunCommand(),
 		newAMCommand(),
 		newWorkerCommand(),

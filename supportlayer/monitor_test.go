@@ -1,0 +1,147 @@
+package supportlayer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidewatch/tidewatch/monitor"
+	"github.com/tidewatch/tidewatch/monitor/rules"
+	"github.com/tidewatch/tidewatch/notify/alert"
+)
+
+func TestMonitorTargetsAndActions(t *testing.T) {
+	f := newFakeCluster(t)
+	td := startTestDaemon(t, testOptions(t), f)
+	j := submit(t, td, goodSpec)
+	td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
+
+	ctx := context.Background()
+	targets, err := monitorTargets(td.store)(ctx)
+	if err != nil || len(targets) != 1 || targets[0].JobID != j.ID || targets[0].JobName != "clicks" || targets[0].Endpoint != f.srv.URL {
+		t.Fatalf("targets %+v, %v", targets, err)
+	}
+
+	act := monitorActor{d: td.Daemon}
+	req := monitor.ActionRequest{Target: targets[0], Rule: "SOME_RULE", Action: rules.Action{Type: rules.ActionSavepoint}}
+	if err := act.Act(ctx, req); err != nil {
+		t.Fatalf("savepoint: %v", err)
+	}
+	req.Action.Type = rules.ActionRescale
+	if err := act.Act(ctx, req); !errors.Is(err, errActionUnsupported) {
+		t.Errorf("rescale: %v", err)
+	}
+	req.Action.Type = rules.ActionRestart
+	if err := act.Act(ctx, req); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	evs, err := td.store.Events(ctx, j.ID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, e := range evs {
+		seen[e.Type] = e.Message
+	}
+	if !strings.Contains(seen["SAVEPOINT"], "/savepoints/manual-1 (rule SOME_RULE)") {
+		t.Errorf("savepoint event %q", seen["SAVEPOINT"])
+	}
+	if !strings.Contains(seen["RESTART_REQUESTED"], "SOME_RULE") {
+		t.Errorf("restart event %q", seen["RESTART_REQUESTED"])
+	}
+
+	// a job being restarted is not scraped
+	jj, _ := td.store.Job(ctx, j.ID)
+	if jj.RestartRequested {
+		if targets, _ := monitorTargets(td.store)(ctx); len(targets) != 0 {
+			t.Errorf("targets of a job being restarted: %+v", targets)
+		}
+	}
+}
+
+func TestFiringAlert(t *testing.T) {
+	at := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	f := monitor.Firing{Key: "R/j1/tm-1/", Rule: "TASK_MANAGER_HEAP_MEM_LOAD_TOO_HIGH", Level: rules.LevelFatal,
+		Scope: rules.ScopeTaskManager, Description: "heap", RuleLocation: "configs/rules/taskmanager.yaml:5",
+		JobID: "j1", JobName: "clicks", TMID: "tm-1", Start: at, End: at.Add(45 * time.Second), At: at.Add(45 * time.Second),
+		Fields:  map[string]any{"peak": 0.91},
+		Samples: []monitor.MatchedSample{{Stage: "e1", Time: at, MetricsName: "heap_load", Value: 0.9}, {Stage: "e1", Time: at.Add(15 * time.Second), MetricsName: "heap_load", Value: 0.91}},
+		Action:  &rules.Action{Type: rules.ActionMigrateToPebble, DryRun: true}}
+	a := firingAlert(f)
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := alert.Labels{"job": "j1", "alertname": f.Rule, "level": "FATAL", "scope": "taskmanager", "worker": "tm-1", "monitor_key": f.Key}
+	if a.Labels.String() != want.String() {
+		t.Errorf("labels %v, want %v", a.Labels, want)
+	}
+	if a.Annotations["value"] != "0.91" || a.Annotations["action"] != "migrate-to-pebble (recommended, not taken)" ||
+		a.Annotations["summary"] != f.Rule+" on job clicks (j1)" || !strings.Contains(a.Annotations["samples"], "e1 10:00:15 heap_load=0.91") ||
+		!a.StartsAt.Equal(at) {
+		t.Errorf("alert %+v", a)
+	}
+}
+
+func TestMonitorRoutes(t *testing.T) {
+	f := newFakeCluster(t)
+	td := startTestDaemon(t, testOptions(t), f)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rules.yaml")
+	good := "rules:\n  - name: CPU\n    level: INFO\n    scope: jobmanager\n    metrics: [cpu_load]\n    within: 1m\n    pattern:\n      - name: e1\n        where: metricsValue > 0.9\n"
+	os.WriteFile(file, []byte(good), 0o644)
+	o := DefaultMonitorOptions()
+	o.Rules, o.Actions = file, false
+	m, err := wireMonitor(td.Daemon, o, nil, prometheus.NewRegistry())
+	if err != nil || m == nil {
+		t.Fatalf("monitor %v, %v", m, err)
+	}
+	if none, err := wireMonitor(td.Daemon, DefaultMonitorOptions(), nil, prometheus.NewRegistry()); none != nil || err != nil {
+		t.Errorf("without rules: %v, %v", none, err)
+	}
+	mux := http.NewServeMux()
+	monitorRoutes(mux, m, time.Now)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	call := func(method, path string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	if code, body := call("GET", "/api/v1/rules"); code != 200 || len(body["rules"].([]any)) != 1 {
+		t.Errorf("GET rules: %d %v", code, body)
+	}
+	os.WriteFile(file, []byte(strings.Replace(good, "level: INFO", "level: LOUD", 1)), 0o644)
+	code, body := call("POST", "/api/v1/rules/reload")
+	e, _ := body["error"].(map[string]any)
+	if code != 400 || e["code"] != "invalid_rules" || e["line"] != 3.0 || e["field"] != "rules[0].level" {
+		t.Errorf("reload of a bad file: %d %v", code, body)
+	}
+	os.WriteFile(file, []byte(good), 0o644)
+	if code, body := call("POST", "/api/v1/rules/reload"); code != 200 {
+		t.Errorf("reload: %d %v", code, body)
+	}
+	if code, _ := call("GET", "/api/v1/monitor/history?job=x&series=bad%20name"); code != 400 {
+		t.Errorf("history of a bad series: %d", code)
+	}
+	if code, body := call("GET", "/api/v1/monitor/history?job=x&series=heap_load&since=10m"); code != 200 || len(body["samples"].([]any)) != 0 {
+		t.Errorf("history: %d %v", code, body)
+	}
+	if err := (MonitorOptions{Rules: "x", Interval: time.Second, Timeout: 2 * time.Second}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "monitor.timeout") {
+		t.Errorf("validate: %v", err)
+	}
+}
