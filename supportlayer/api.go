@@ -116,6 +116,7 @@ func (a *api) handler() http.Handler {
 	api.HandleFunc("POST /api/v1/jobs/{id}/savepoints", a.savepoint)
 	api.HandleFunc("POST /api/v1/jobs/{id}/migrations", a.migrate)
 	api.HandleFunc("GET /api/v1/jobs/{id}/migrations", a.migration)
+	api.HandleFunc("GET /api/v1/jobs/{id}/forecast", a.forecast)
 	api.HandleFunc("GET /api/v1/jobs/{id}/deployments", a.deployments)
 	api.HandleFunc("GET /api/v1/jobs/{id}/events", a.jobEvents)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", a.logs)

@@ -31,16 +31,17 @@ var ErrDataDirInUse = errors.New("supportlayer: data directory is in use by anot
 
 // Daemon is the support layer: REST API, metadata store, watcher and deployer.
 type Daemon struct {
-	opts     Options
-	log      *logrus.Entry
-	now      func() time.Time
-	store    *Store
-	deployer deploy.Deployer
-	master   *jobmaster.Client
-	watcher  *watcher
-	notifier *notify.Notifier
-	monitor  *monitor.Monitor // nil without monitor.rules
-	lock     *os.File
+	opts       Options
+	log        *logrus.Entry
+	now        func() time.Time
+	store      *Store
+	deployer   deploy.Deployer
+	master     *jobmaster.Client
+	watcher    *watcher
+	notifier   *notify.Notifier
+	monitor    *monitor.Monitor // nil without monitor.rules
+	forecaster *forecaster      // nil without the monitor or forecast.interval
+	lock       *os.File
 
 	srv      *http.Server
 	listener net.Listener
@@ -169,6 +170,9 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 		lock.Close()
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
+	if d.monitor != nil && opts.Forecast.Interval > 0 {
+		d.forecaster = newForecaster(opts.Forecast, d.store, d.monitor, d.notifier, log.WithField("component", "forecast"), d.now)
+	}
 
 	a := &api{d: d, log: log.WithField("component", "api"), token: opts.Auth.Token, reg: reg, metrics: m}
 	d.srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -197,6 +201,9 @@ func (d *Daemon) Start() error {
 	if d.monitor != nil {
 		d.monitor.Start()
 	}
+	if d.forecaster != nil {
+		d.forecaster.Start()
+	}
 	d.log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "data_dir": d.opts.DataDir, "database": d.opts.Database.Driver, "deployer": d.deployer.Name()}).Info("daemon started")
 	return nil
 }
@@ -220,6 +227,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			}
 		}
 		d.watcher.Stop()
+		if d.forecaster != nil {
+			d.forecaster.Stop()
+		}
 		if d.monitor != nil {
 			err = errors.Join(err, d.monitor.Stop(ctx))
 		}

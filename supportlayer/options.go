@@ -107,6 +107,10 @@ type Options struct {
 
 	// Monitor runs CEP rules over every running job's metrics (RULES.md).
 	Monitor MonitorOptions `yaml:"monitor"`
+
+	// Forecast forecasts every running job's input from the monitor's
+	// history (OPERATIONS.md, "Forecasting").
+	Forecast ForecastOptions `yaml:"forecast"`
 }
 
 // RestartPolicy says how a job whose deployment died is brought back.
@@ -127,6 +131,7 @@ func DefaultOptions() Options {
 	o.Listen = "127.0.0.1:8080"
 	o.DataDir = "./var"
 	o.Monitor = DefaultMonitorOptions()
+	o.Forecast = DefaultForecastOptions()
 	o.Log.Level = "info"
 	o.Log.Format = "text"
 	o.Database.Driver = "sqlite"
@@ -222,6 +227,9 @@ func (o Options) Validate() error {
 		if err := o.Monitor.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := o.Forecast.Validate(); err != nil {
+		return err
 	}
 	return o.Restart.Validate()
 }

@@ -1,0 +1,120 @@
+package supportlayer
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidewatch/tidewatch/monitor"
+	"github.com/tidewatch/tidewatch/notify"
+)
+
+// fakeHistory serves one source-throughput series and one back-pressure
+// series per job.
+type fakeHistory struct {
+	rates, bp []monitor.Sample
+}
+
+func (f *fakeHistory) Series(string) []string {
+	return []string{`source_records_per_second{scope="taskmanager",tm="tm-1"}`, `backpressured_ms_per_second{scope="taskmanager",tm="tm-1",key="source"}`}
+}
+
+func (f *fakeHistory) History(_, series string, _ time.Time) []monitor.Sample {
+	if strings.HasPrefix(series, "backpressured") {
+		return f.bp
+	}
+	return f.rates
+}
+
+// A job whose input grows towards its capacity gets a forecast, a capacity
+// advice estimated from its back-pressured samples, and an
+// INPUT_EXCEEDS_CAPACITY alert; the forecast is served by the REST API.
+func TestForecasterRisingInput(t *testing.T) {
+	f := newFakeCluster(t)
+	td := startTestDaemon(t, testOptions(t), f)
+	j := submit(t, td, goodSpec)
+	td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
+
+	// 15s samples over 2 hours: a rising trend with noise; at one early
+	// sample the sources were saturated at 150 records/s (one subtask).
+	start := time.Now().Add(-2 * time.Hour)
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := &fakeHistory{}
+	for i := range 480 {
+		at := start.Add(time.Duration(i) * 15 * time.Second)
+		v := 40 + 0.18*float64(i) + 3*rng.NormFloat64()
+		if i == 10 {
+			v = 150
+			h.bp = append(h.bp, monitor.Sample{Time: at, Value: 900})
+		}
+		h.rates = append(h.rates, monitor.Sample{Time: at, Value: v})
+	}
+	o := DefaultForecastOptions()
+	o.Horizon = time.Hour
+	fc := newForecaster(o, td.store, h, td.notifier, testLogger(), td.now)
+	td.forecaster = fc
+	fc.cycle(context.Background())
+
+	status, body := td.call("GET", "/api/v1/jobs/"+j.ID+"/forecast", "")
+	if status != 200 {
+		t.Fatalf("GET forecast: %d %s", status, body)
+	}
+	var got JobForecast
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Forecast) != 240 || got.StepSeconds != 15 || len(got.Times) != 240 {
+		t.Fatalf("forecast of %d steps of %vs", len(got.Forecast), got.StepSeconds)
+	}
+	if last := got.Forecast[len(got.Forecast)-1]; math.Abs(last-(40+0.18*719)) > 25 {
+		t.Errorf("forecast ends at %.1f, the trend is at %.1f", last, 40+0.18*719)
+	}
+	c := got.Capacity
+	if c == nil || !c.Estimated || c.PerSlotThroughput != 150 || c.ExceedsInSeconds < 0 || c.RecommendedParallelism < 2 {
+		t.Fatalf("capacity %+v, want an estimate of 150/s, exceeded within the hour, parallelism >= 2", c)
+	}
+	alerts, err := td.notifier.Alerts(context.Background(), notify.AlertQuery{Job: j.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range alerts {
+		if a.Labels["alertname"] == "INPUT_EXCEEDS_CAPACITY" && strings.Contains(a.Annotations["summary"], "input will exceed capacity") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no INPUT_EXCEEDS_CAPACITY alert among %+v", alerts)
+	}
+
+	// Not enough history: 404 that says why.
+	other := submit(t, td, strings.Replace(goodSpec, "name: clicks", "name: other", 1))
+	status, body = td.call("GET", "/api/v1/jobs/"+other.ID+"/forecast", "")
+	if status != 404 || !strings.Contains(string(body), "no forecast") {
+		t.Errorf("unforecast job: %d %s", status, body)
+	}
+}
+
+func TestForecastOptionsValidate(t *testing.T) {
+	for _, bad := range []struct {
+		o    ForecastOptions
+		want string
+	}{
+		{ForecastOptions{Interval: -1}, "forecast.interval"},
+		{ForecastOptions{Interval: time.Minute, MinPoints: 40}, "forecast.horizon"},
+		{ForecastOptions{Interval: time.Minute, Horizon: time.Minute, MinPoints: 5}, "forecast.min_points"},
+		{ForecastOptions{Interval: time.Minute, Horizon: time.Minute, MinPoints: 40, Period: 1}, "forecast.period"},
+		{ForecastOptions{Interval: time.Minute, Horizon: time.Minute, MinPoints: 40, PerSlotThroughput: -1}, "forecast.per_slot_throughput"},
+	} {
+		if err := bad.o.Validate(); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want an error naming %s", bad.o, err, bad.want)
+		}
+	}
+	if err := DefaultForecastOptions().Validate(); err != nil {
+		t.Error(err)
+	}
+}
