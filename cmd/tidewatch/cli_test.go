@@ -135,6 +135,25 @@ func TestJobCLI(t *testing.T) {
 	if out, err := runCLI(t, "events", submitted.ID, "--server", server); err != nil || !strings.Contains(out, "STATE_MIGRATION") {
 		t.Errorf("no migration event: %v\n%s", err, out)
 	}
+	// Silences.
+	out, err = runCLI(t, "silence", "add", `job="`+submitted.ID+`", alertname=~"HEAP.*"`, "--duration", "1h", "--comment", "maintenance", "--server", server, "-o", "json")
+	if err != nil {
+		t.Fatalf("silence add: %v\n%s", err, out)
+	}
+	var sil struct{ ID string }
+	json.Unmarshal([]byte(out), &sil)
+	if out, err := runCLI(t, "silence", "list", "--state", "active", "--server", server); err != nil || !strings.Contains(out, sil.ID) || !strings.Contains(out, "maintenance") {
+		t.Errorf("silence list: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "silence", "expire", sil.ID, "--server", server); err != nil || !strings.Contains(out, "expired") {
+		t.Errorf("silence expire: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "silence", "add", `job=="x`, "--comment", "c", "--server", server); err == nil {
+		t.Error("a bad matcher was accepted")
+	}
+	if _, err := runCLI(t, "silence", "add", `job="x"`, "--server", server); err == nil || !strings.Contains(err.Error(), "--comment") {
+		t.Errorf("silence without comment: %v", err)
+	}
 	if _, err := runCLI(t, "job", "status", "ffff", "--server", server); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("unknown job: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidewatch/tidewatch/notify"
 	"github.com/tidewatch/tidewatch/supportlayer"
 	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
@@ -187,4 +188,37 @@ func decodeError(resp *http.Response) error {
 		return body.Error
 	}
 	return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(raw))}
+}
+
+// Silences lists silences; state filters (pending, active, expired) when not empty.
+func (c *Client) Silences(ctx context.Context, state string) ([]notify.Silence, error) {
+	var body struct {
+		Silences []notify.Silence `json:"silences"`
+	}
+	path := "/api/v1/silences"
+	if state != "" {
+		path += "?state=" + url.QueryEscape(state)
+	}
+	err := c.do(ctx, http.MethodGet, path, "", nil, &body)
+	return body.Silences, err
+}
+
+// AddSilence creates a silence: matchers in the form `job="abc", alertname=~"HEAP.*"`,
+// for a duration from now.
+func (c *Client) AddSilence(ctx context.Context, matchers string, duration time.Duration, createdBy, comment string) (notify.Silence, error) {
+	ms, err := notify.ParseMatchers(matchers)
+	if err != nil {
+		return notify.Silence{}, err
+	}
+	body, _ := json.Marshal(map[string]any{"matchers": ms, "duration": duration.String(), "createdBy": createdBy, "comment": comment})
+	var s notify.Silence
+	err = c.do(ctx, http.MethodPost, "/api/v1/silences", "application/json", body, &s)
+	return s, err
+}
+
+// ExpireSilence ends a silence now.
+func (c *Client) ExpireSilence(ctx context.Context, id string) (notify.Silence, error) {
+	var s notify.Silence
+	err := c.do(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(id), "", nil, &s)
+	return s, err
 }
