@@ -23,6 +23,7 @@ import (
 	"github.com/tidewatch/tidewatch/monitor/rules"
 	"github.com/tidewatch/tidewatch/notify"
 	"github.com/tidewatch/tidewatch/notify/alert"
+	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 )
 
 // MonitorOptions are the monitor section of the daemon's configuration.
@@ -77,6 +78,9 @@ func (d *Daemon) newMonitor(o MonitorOptions, n *notify.Notifier, reg prometheus
 	}
 	if o.Actions {
 		deps.Actor = monitorActor{d: d}
+	}
+	if y, ok := d.deployer.(yarnFacts); ok {
+		deps.Facts = monitorFacts(d.store, y)
 	}
 	m, err := monitor.New(opts, deps)
 	if err != nil {
@@ -397,4 +401,33 @@ func wireMonitor(d *Daemon, o MonitorOptions, n *notify.Notifier, reg prometheus
 		return nil, err
 	}
 	return d.newMonitor(o, n, reg)
+}
+
+// yarnFacts is the YARN deployer's view of an application.
+type yarnFacts interface {
+	Facts(ctx context.Context, appID string) (yarndeploy.AppFacts, error)
+}
+
+// monitorFacts reports YARN's facts about the monitored jobs as metric
+// events: AM attempts so far and the application's share of its queue.
+func monitorFacts(store *Store, y yarnFacts) monitor.FactsFunc {
+	return func(ctx context.Context, targets []monitor.Target) ([]monitor.Fact, error) {
+		var out []monitor.Fact
+		var errs []error
+		for _, t := range targets {
+			dep, err := store.ActiveDeployment(ctx, t.JobID)
+			if err != nil || dep == nil || dep.ApplicationID == "" {
+				continue
+			}
+			f, err := y.Facts(ctx, dep.ApplicationID)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", dep.ApplicationID, err))
+				continue
+			}
+			out = append(out,
+				monitor.Fact{JobID: t.JobID, Name: monitor.MetricYARNAMAttempts, Value: float64(f.Attempts)},
+				monitor.Fact{JobID: t.JobID, Name: monitor.MetricYARNQueueUsed, Key: f.Queue, Value: f.QueueUsedRatio})
+		}
+		return out, errors.Join(errs...)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tidewatch/tidewatch/monitor"
 	"github.com/tidewatch/tidewatch/monitor/rules"
 	"github.com/tidewatch/tidewatch/notify/alert"
+	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 )
 
 func TestMonitorTargetsAndActions(t *testing.T) {
@@ -143,5 +144,39 @@ func TestMonitorRoutes(t *testing.T) {
 	}
 	if err := (MonitorOptions{Rules: "x", Interval: time.Second, Timeout: 2 * time.Second}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "monitor.timeout") {
 		t.Errorf("validate: %v", err)
+	}
+}
+
+type fakeYARNFacts map[string]yarndeploy.AppFacts
+
+func (f fakeYARNFacts) Facts(_ context.Context, appID string) (yarndeploy.AppFacts, error) {
+	a, ok := f[appID]
+	if !ok {
+		return a, errors.New("no such application")
+	}
+	return a, nil
+}
+
+func TestMonitorYARNFacts(t *testing.T) {
+	f := newFakeCluster(t)
+	td := startTestDaemon(t, testOptions(t), f)
+	j := submit(t, td, goodSpec)
+	td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
+	ctx := context.Background()
+	dep, err := td.store.ActiveDeployment(ctx, j.ID)
+	if err != nil || dep == nil {
+		t.Fatal(dep, err)
+	}
+	dep.ApplicationID = "application_1795472519589_0007"
+	if err := td.store.SaveDeployment(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	facts := monitorFacts(td.store, fakeYARNFacts{dep.ApplicationID: {Attempts: 2, Queue: "etl", QueueUsedRatio: 0.4}})
+	got, err := facts(ctx, []monitor.Target{{JobID: j.ID}})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("facts %+v, %v", got, err)
+	}
+	if got[0].Name != monitor.MetricYARNAMAttempts || got[0].Value != 2 || got[1].Name != monitor.MetricYARNQueueUsed || got[1].Key != "etl" || got[1].Value != 0.4 {
+		t.Errorf("facts %+v", got)
 	}
 }

@@ -421,3 +421,25 @@ func describe(h deploy.Handle) string {
 	}
 	return fmt.Sprintf("deployment %d of job %s", h.Attempt, h.JobID)
 }
+
+// AppFacts are what YARN knows about one application, for the monitor.
+type AppFacts struct {
+	Attempts          int
+	Queue             string
+	QueueUsedRatio    float64 // the application's share of its queue
+	RunningContainers int64
+}
+
+// Facts reads an application's facts: its report from the cycle's list (or
+// one report) and its attempts (one request).
+func (d *Deployer) Facts(ctx context.Context, appID string) (AppFacts, error) {
+	a, err := d.cache.app(ctx, appID)
+	if err != nil {
+		return AppFacts{}, err
+	}
+	atts, err := d.client.Attempts(ctx, appID)
+	if err != nil {
+		return AppFacts{}, err
+	}
+	return AppFacts{Attempts: len(atts), Queue: a.Queue, QueueUsedRatio: a.QueueUsagePercent / 100, RunningContainers: a.RunningContainers}, nil
+}
