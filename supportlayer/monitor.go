@@ -224,7 +224,10 @@ var _ monitor.Actor = monitorActor{}
 func (a monitorActor) Act(ctx context.Context, req monitor.ActionRequest) error {
 	d, t := a.d, req.Target
 	event := func(typ, msg string) {
-		ev := Event{JobID: t.JobID, Time: d.now(), Level: "INFO", Type: typ, Message: msg + " (rule " + req.Rule + ")"}
+		// The firing key is the alert's monitor_key label: the event leads
+		// to the alert, and the alert holds the matched samples.
+		ev := Event{JobID: t.JobID, Time: d.now(), Level: "INFO", Type: typ,
+			Message: msg + " (rule " + req.Rule + ", alert monitor_key=" + req.FiringKey + ")"}
 		if dep, err := d.store.ActiveDeployment(ctx, t.JobID); err == nil && dep != nil {
 			ev.DeploymentID = dep.ID
 		}
