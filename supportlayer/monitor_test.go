@@ -33,7 +33,7 @@ func TestMonitorTargetsAndActions(t *testing.T) {
 	}
 
 	act := monitorActor{d: td.Daemon}
-	req := monitor.ActionRequest{Target: targets[0], Rule: "SOME_RULE", Action: rules.Action{Type: rules.ActionSavepoint}}
+	req := monitor.ActionRequest{Target: targets[0], Rule: "SOME_RULE", FiringKey: "k1", Action: rules.Action{Type: rules.ActionSavepoint}}
 	if err := act.Act(ctx, req); err != nil {
 		t.Fatalf("savepoint: %v", err)
 	}
@@ -53,7 +53,7 @@ func TestMonitorTargetsAndActions(t *testing.T) {
 	for _, e := range evs {
 		seen[e.Type] = e.Message
 	}
-	if !strings.Contains(seen["SAVEPOINT"], "/savepoints/manual-1 (rule SOME_RULE)") {
+	if !strings.Contains(seen["SAVEPOINT"], "/savepoints/manual-1 (rule SOME_RULE, alert monitor_key=k1)") {
 		t.Errorf("savepoint event %q", seen["SAVEPOINT"])
 	}
 	if !strings.Contains(seen["RESTART_REQUESTED"], "SOME_RULE") {
