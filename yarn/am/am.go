@@ -64,14 +64,22 @@ func (r Result) Diagnostics() string {
 	return head + "\n" + ResultPrefix + string(b)
 }
 
-// ParseResult finds the result line in diagnostics.
+// ParseResult finds the result line in diagnostics; the RM may have put
+// other lines around it (an earlier attempt's failure). A line that does not
+// decode, or names no end state, is not a result.
 func ParseResult(diagnostics string) (Result, bool) {
 	for line := range strings.SplitSeq(diagnostics, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), ResultPrefix); ok {
-			var r Result
-			if json.Unmarshal([]byte(rest), &r) == nil && r.State != "" {
-				return r, true
-			}
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), ResultPrefix)
+		if !ok {
+			continue
+		}
+		var r Result
+		if json.Unmarshal([]byte(rest), &r) != nil {
+			continue
+		}
+		switch r.State {
+		case "FINISHED", "CANCELED", "FAILED":
+			return r, true
 		}
 	}
 	return Result{}, false

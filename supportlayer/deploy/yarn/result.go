@@ -1,9 +1,10 @@
 package yarn
 
 import (
-	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tidewatch/tidewatch/yarn/am"
 )
 
 // ResultPrefix starts the line of an application's diagnostics in which the
@@ -11,34 +12,13 @@ import (
 // it unregisters:
 //
 //	tidewatch-result {"state":"FINISHED","savepoint":"hdfs://…","error":""}
-const ResultPrefix = "tidewatch-result "
+const ResultPrefix = am.ResultPrefix
 
 // result is the job master's own record of how the job ended.
-type result struct {
-	State     string `json:"state"` // FINISHED, CANCELED or FAILED
-	Savepoint string `json:"savepoint"`
-	Error     string `json:"error"`
-}
+type result = am.Result
 
-// parseResult finds the result line in an application's diagnostics. The RM
-// may have put other lines around it (an earlier attempt's failure).
-func parseResult(diagnostics string) (result, bool) {
-	for line := range strings.SplitSeq(diagnostics, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), ResultPrefix)
-		if !ok {
-			continue
-		}
-		var r result
-		if json.Unmarshal([]byte(rest), &r) != nil {
-			continue
-		}
-		switch r.State {
-		case "FINISHED", "CANCELED", "FAILED":
-			return r, true
-		}
-	}
-	return result{}, false
-}
+// parseResult finds the result line in an application's diagnostics.
+func parseResult(diagnostics string) (result, bool) { return am.ParseResult(diagnostics) }
 
 // maxDiagnostics bounds the RM diagnostics carried into a Status: they end up
 // in the deployment's diagnostics and in event messages (2048 bytes each),
