@@ -118,3 +118,41 @@ func TestForecastOptionsValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A spike in the newest samples raises THROUGHPUT_ANOMALY, and the forecast
+// lists it.
+func TestForecasterAnomaly(t *testing.T) {
+	f := newFakeCluster(t)
+	td := startTestDaemon(t, testOptions(t), f)
+	j := submit(t, td, goodSpec)
+	td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
+
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(3, 4))
+	h := &fakeHistory{}
+	for i := range 300 {
+		v := 100 + 5*rng.NormFloat64()
+		if i == 299 {
+			v = 400 // the newest sample
+		}
+		h.rates = append(h.rates, monitor.Sample{Time: now.Add(time.Duration(i-299) * 15 * time.Second), Value: v})
+	}
+	fc := newForecaster(DefaultForecastOptions(), td.store, h, td.notifier, testLogger(), func() time.Time { return now })
+	fc.cycle(context.Background())
+	fc.mu.Lock()
+	got := fc.latest[j.ID]
+	fc.mu.Unlock()
+	if got == nil || len(got.Anomalies) == 0 || got.Anomalies[len(got.Anomalies)-1].Value != 400 {
+		t.Fatalf("forecast %+v does not list the spike", got)
+	}
+	alerts, err := td.notifier.Alerts(context.Background(), notify.AlertQuery{Job: j.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if a.Labels["alertname"] == "THROUGHPUT_ANOMALY" {
+			return
+		}
+	}
+	t.Errorf("no THROUGHPUT_ANOMALY alert among %+v", alerts)
+}
