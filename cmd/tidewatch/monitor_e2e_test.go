@@ -48,7 +48,6 @@ func TestMonitorActionMigratesRunningJob(t *testing.T) {
 	opts.Monitor.Timeout = time.Second
 	e := &e2e{t: t, opts: opts}
 	e.startDaemon()
-	defer e.stopDaemon()
 
 	spec := strings.Replace(e2eSpec, "name: e2e-clicks", "name: e2e-pressure\nresources: {memory: 64m}", 1)
 	j, err := e.api.Submit(context.Background(), []byte(spec), "pressure.yaml")
@@ -56,7 +55,13 @@ func TestMonitorActionMigratesRunningJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = e.waitJob(j.ID, "RUNNING", 30*time.Second, func(j supportlayer.JobView) bool { return j.State == supportlayer.StateRunning })
-	defer e.api.Action(context.Background(), j.ID, "cancel")
+	// Before the temporary directories go: the job master must be gone.
+	t.Cleanup(func() {
+		if _, err := e.api.Action(context.Background(), j.ID, "cancel"); err == nil {
+			e.waitJob(j.ID, "CANCELED", 30*time.Second, func(j supportlayer.JobView) bool { return j.State == supportlayer.StateCanceled })
+		}
+		e.stopDaemon()
+	})
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
