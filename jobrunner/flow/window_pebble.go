@@ -309,8 +309,16 @@ func (o *WindowOperator) countUnfired(lo, hi []byte) error {
 }
 
 // eachPebbleEntry calls fn for every entry of key group kg on Pebble, in
-// (window, key) order.
+// (window, key) order, each with an accumulator of its own.
 func (o *WindowOperator) eachPebbleEntry(kg int, fn func(key string, w window, acc *windowAcc) error) error {
+	return o.scanPebbleGroup(kg, func() *windowAcc { return newWindowAcc(len(o.aggs)) },
+		func(key []byte, w window, acc *windowAcc) error { return fn(string(key), w, acc) })
+}
+
+// scanPebbleGroup decodes every entry of key group kg on Pebble, in
+// (window, key) order, into accumulators from alloc, and hands them to fn.
+// key aliases the iterator's buffer and is valid only during the call.
+func (o *WindowOperator) scanPebbleGroup(kg int, alloc func() *windowAcc, fn func(key []byte, w window, acc *windowAcc) error) error {
 	ps := o.pebble
 	if err := ps.flush(); err != nil {
 		return err
@@ -332,13 +340,13 @@ func (o *WindowOperator) eachPebbleEntry(kg int, fn func(key string, w window, a
 			if err != nil {
 				return err
 			}
-			acc := newWindowAcc(len(o.aggs))
+			acc := alloc()
 			d := decoder{b: it.Value()}
 			o.decodeAcc(&d, acc)
 			if d.err != nil {
 				return fmt.Errorf("%w: pebble value of key %q window %v: %v", ErrCorruptSnapshot, key, w, d.err)
 			}
-			if err := fn(string(key), w, acc); err != nil {
+			if err := fn(key, w, acc); err != nil {
 				return err
 			}
 		}
@@ -480,64 +488,45 @@ func (o *WindowOperator) pebbleToHeap(kg int) (int, error) {
 		ps.backend[kg-o.kgs.Start] = BackendHeap
 		return 0, nil
 	}
-	if err := ps.flush(); err != nil {
-		return 0, err
-	}
-	lo, hi := state.KeyGroupBounds(ps.id, kg)
-	it, err := ps.db.DB().NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return 0, fmt.Errorf("flow: pebble state: %w", err)
-	}
 	// One pass, straight into the heap structures: an entry that does not
 	// decode means corrupt state, which fails the job (it restores from a
 	// checkpoint), so there is no half-moved group to protect. The
 	// accumulators come from one slab per group.
 	slab := make([]windowAcc, ps.perKG[kg-o.kgs.Start])
 	n := 0
-	err = func() error {
-		for it.First(); it.Valid(); it.Next() {
-			_, _, ns, key, err := state.SplitKey(it.Key())
-			if err != nil {
-				return err
-			}
-			w, err := decodeWindow(ns)
-			if err != nil {
-				return err
-			}
-			var acc *windowAcc
-			if n < len(slab) {
-				acc = &slab[n]
-				if na := len(o.aggs); na <= len(acc.inline) {
-					acc.slots = acc.inline[:na:na]
-				} else {
-					acc.slots = make([]aggSlot, na)
-				}
-			} else {
-				acc = newWindowAcc(len(o.aggs))
-			}
-			d := decoder{b: it.Value()}
-			o.decodeAcc(&d, acc)
-			if d.err != nil {
-				return fmt.Errorf("%w: pebble value of key %q window %v: %v", ErrCorruptSnapshot, key, w, d.err)
-			}
-			if p := o.panes[w]; p != nil && p.pebbleKGs != nil {
-				if p.pebbleKGs[int32(kg)]--; p.pebbleKGs[int32(kg)] <= 0 {
-					delete(p.pebbleKGs, int32(kg))
-				}
-			}
-			// The key aliases the iterator's buffer only for the call:
-			// keyWindowAcc copies it when it makes a new key state.
-			k := unsafe.String(unsafe.SliceData(key), len(key))
-			if _, _, err := o.keyWindowAcc(kg, k, state.KeyHash(k), w, acc); err != nil {
-				return err
-			}
-			n++
+	alloc := func() *windowAcc {
+		if n >= len(slab) {
+			return newWindowAcc(len(o.aggs))
 		}
+		acc := &slab[n]
+		if na := len(o.aggs); na <= len(acc.inline) {
+			acc.slots = acc.inline[:na:na]
+		} else {
+			acc.slots = make([]aggSlot, na)
+		}
+		return acc
+	}
+	err := o.scanPebbleGroup(kg, alloc, func(key []byte, w window, acc *windowAcc) error {
+		if p := o.panes[w]; p != nil && p.pebbleKGs != nil {
+			if p.pebbleKGs[int32(kg)]--; p.pebbleKGs[int32(kg)] <= 0 {
+				delete(p.pebbleKGs, int32(kg))
+			}
+		}
+		// The key aliases the iterator's buffer only for the call:
+		// keyWindowAcc copies it when it makes a new key state.
+		k := unsafe.String(unsafe.SliceData(key), len(key))
+		if _, _, err := o.keyWindowAcc(kg, k, state.KeyHash(k), w, acc); err != nil {
+			return err
+		}
+		n++
 		return nil
-	}()
-	if err = errors.Join(err, it.Close()); err != nil {
+	})
+	if err != nil {
 		return 0, err
 	}
+	// scanPebbleGroup flushed the write buffer, so deleting in the store
+	// leaves nothing of the group behind to come back.
+	lo, hi := state.KeyGroupBounds(ps.id, kg)
 	if err := ps.db.DB().DeleteRange(lo, hi, pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("flow: pebble state: %w", err)
 	}
