@@ -79,7 +79,7 @@ func newJobMetrics(reg prometheus.Registerer, j *job, now func() time.Time) (*jo
 		func() float64 { return float64(max(0, j.attempt-1)) })
 	cs := []prometheus.Collector{
 		m.checkpointsCompleted, m.checkpointsFailed, m.lastCkptDuration, m.lastCkptSize,
-		m.watermark, m.restored, m.latency, lag, restarts, &engineCollector{j: j, labels: labels},
+		m.watermark, m.restored, m.latency, lag, restarts, newEngineCollector(j, labels),
 	}
 	cs = append(cs, processCollectors(j.proc, func(sub, name, help string) prometheus.GaugeOpts {
 		return prometheus.GaugeOpts(opts(sub, name, help))
@@ -142,8 +142,16 @@ func processCollectors(ps *procstat.Sampler, opts func(sub, name, help string) p
 // engineCollector reads the dataflow's counters from the running engine at
 // scrape time, per operator and subtask.
 type engineCollector struct {
-	j      *job
-	labels prometheus.Labels
+	j     *job
+	descs map[string]*prometheus.Desc // by descNames key
+}
+
+func newEngineCollector(j *job, labels prometheus.Labels) *engineCollector {
+	c := &engineCollector{j: j, descs: map[string]*prometheus.Desc{}}
+	for key, n := range descNames {
+		c.descs[key] = prometheus.NewDesc(prometheus.BuildFQName("tidewatch", "job", n[0]), n[1], descLabels[key], labels)
+	}
+	return c
 }
 
 var (
@@ -173,14 +181,11 @@ var (
 	}
 )
 
-func (c *engineCollector) desc(key string) *prometheus.Desc {
-	n := descNames[key]
-	return prometheus.NewDesc(prometheus.BuildFQName("tidewatch", "job", n[0]), n[1], descLabels[key], c.labels)
-}
+func (c *engineCollector) desc(key string) *prometheus.Desc { return c.descs[key] }
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for key := range descNames {
-		ch <- c.desc(key)
+	for _, d := range c.descs {
+		ch <- d
 	}
 }
 
