@@ -154,8 +154,10 @@ func describeKeyGroups(kgs []int) string {
 	return strconv.Itoa(len(kgs)) + " key groups"
 }
 
-// migrationView is GET /jobs/:id/state-backend/migrations.
-type migrationView struct {
+// MigrationStatus is GET /jobs/:id/state-backend/migrations: the current or
+// last move of keyed state between backends. The daemon's job-master client
+// reads the same type.
+type MigrationStatus struct {
 	Status    string `json:"status"` // NONE, RUNNING or COMPLETED
 	Target    string `json:"target,omitempty"`
 	Trigger   string `json:"trigger,omitempty"`
@@ -194,8 +196,8 @@ func keyGroupRanges(eng *flow.Engine, maxPar int) map[string]string {
 	return map[string]string{"heap": strings.Join(lists[flow.BackendHeap], ","), "pebble": strings.Join(lists[flow.BackendPebble], ",")}
 }
 
-func (j *job) migrationStatus() migrationView {
-	v := migrationView{Status: "NONE", Backends: map[string]int{"heap": 0, "pebble": 0}}
+func (j *job) migrationStatus() MigrationStatus {
+	v := MigrationStatus{Status: "NONE", Backends: map[string]int{"heap": 0, "pebble": 0}}
 	eng := j.eng.Load()
 	if eng == nil {
 		return v

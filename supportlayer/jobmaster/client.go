@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tidewatch/tidewatch/jobrunner"
 )
 
 // ErrJobNotFound is returned when the job master does not know the job.
@@ -184,21 +186,7 @@ func (c *Client) SavepointStatus(ctx context.Context, base, jobID, triggerID str
 
 // MigrationStatus is GET /jobs/:id/state-backend/migrations of a Tidewatch
 // job master: the current or last move of keyed state between backends.
-type MigrationStatus struct {
-	Status    string `json:"status"` // NONE, RUNNING, COMPLETED
-	Target    string `json:"target,omitempty"`
-	Trigger   string `json:"trigger,omitempty"`
-	KeyGroups *struct {
-		Requested int   `json:"requested"`
-		Remaining int64 `json:"remaining"`
-	} `json:"keyGroups,omitempty"`
-	EntriesMoved int64          `json:"entriesMoved"`
-	MovingMs     float64        `json:"movingMs"`
-	MaxStallMs   float64        `json:"maxStallMs"`
-	StartTime    int64          `json:"startTime,omitempty"`
-	EndTime      int64          `json:"endTime,omitempty"`
-	Backends     map[string]int `json:"backends"`
-}
+type MigrationStatus = jobrunner.MigrationStatus
 
 // Migrate starts moving key groups (keyGroups "all" or ranges like
 // "0-63,100") to target ("heap" or "pebble").
