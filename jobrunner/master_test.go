@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // boundedSpec is a bounded job writing part files to out; with ooo at
@@ -242,6 +244,37 @@ func TestRestoreFromExplicitCheckpointPath(t *testing.T) {
 	// Ids continue after the restored checkpoint.
 	if _, err := os.Stat(filepath.Join(dir, "second", "chk-2", metadataFile)); err != nil {
 		t.Errorf("final checkpoint of the restored run is not chk-2: %v", err)
+	}
+
+	// A later attempt with the same command line (as YARN restarts an AM)
+	// restores the newer chk-2 of its own directory rather than chk-1.
+	for _, prefer := range []bool{false, true} {
+		storage, err := openCheckpointStorage(filepath.Join(dir, "second"), testLog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(specFile)
+		spec, err := ParseSpec(data, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := newJob(NewJobID(), spec, testLog(t), time.Now())
+		if j.metrics, err = newJobMetrics(prometheus.NewRegistry(), j, time.Now); err != nil {
+			t.Fatal(err)
+		}
+		p := newPipeline(j, spec, &checkpointStore{storage: storage, retained: 2, log: testLog(t)}, &built{})
+		p.preferNewer = prefer
+		if err := p.restoreAndOpen(chk, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(1)
+		if prefer {
+			want = 2
+		}
+		if got := j.ckpt.restoredFrom.ID; got != want {
+			t.Errorf("preferNewer %v: restored checkpoint %d, want %d", prefer, got, want)
+		}
+		storage.Close()
 	}
 }
 
