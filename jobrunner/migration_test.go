@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestParseKeyGroupRanges(t *testing.T) {
@@ -42,21 +40,8 @@ func TestLiveMigrationKeepsOutputExact(t *testing.T) {
 	want := committedLines(t, filepath.Join(refDir, "out"))
 
 	dir := t.TempDir()
-	o := masterOpts(t, dir, writeSpecFile(t, dir, spec(filepath.Join(dir, "out"))))
-	o.Registry = prometheus.NewRegistry()
-	started := make(chan MasterInfo, 1)
-	o.Started = func(info MasterInfo) { started <- info }
-	done := make(chan error, 1)
-	go func() { done <- RunMaster(context.Background(), o) }()
-	var info MasterInfo
-	select {
-	case info = <-started:
-	case err := <-done:
-		t.Fatalf("RunMaster ended early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("job master did not start")
-	}
-	res := info.URL + "/jobs/" + info.JobID + "/state-backend/migrations"
+	base, jid, wait := startMasterSpec(t, dir, spec(filepath.Join(dir, "out")))
+	res := base + "/jobs/" + jid + "/state-backend/migrations"
 
 	// Bad requests name the field.
 	for body, msg := range map[string]string{
@@ -90,7 +75,7 @@ func TestLiveMigrationKeepsOutputExact(t *testing.T) {
 	}
 	// Wait until records flow, then move everything to Pebble, and back.
 	poll(t, "records", func() bool {
-		_, ov := call(t, "GET", info.URL+"/jobs/"+info.JobID, "")
+		_, ov := call(t, "GET", base+"/jobs/"+jid, "")
 		return ov["state"] == "RUNNING" && ov["duration"].(float64) > 200
 	})
 	toPebble := migrate("pebble")
@@ -119,7 +104,7 @@ func TestLiveMigrationKeepsOutputExact(t *testing.T) {
 	}
 	t.Logf("to Pebble: %v entries in %.1f ms (longest step %.2f ms); back: %v entries in %.1f ms (longest step %.2f ms)",
 		toPebble["entriesMoved"], toPebble["movingMs"], toPebble["maxStallMs"], toHeap["entriesMoved"], toHeap["movingMs"], toHeap["maxStallMs"])
-	if err := <-done; err != nil {
+	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
 	if r := readResult(t, dir); r.State != StatusFinished {
@@ -138,26 +123,8 @@ func TestMemoryPressureMigratesToPebble(t *testing.T) {
 	dir := t.TempDir()
 	spec := strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1) +
 		"resources: {memory: 64m}\nautoMigrate: {heapLoad: 0.001, sustain: 0s}\n"
-	o := masterOpts(t, dir, writeSpecFile(t, dir, spec))
-	o.Registry = prometheus.NewRegistry()
-	started := make(chan MasterInfo, 1)
-	o.Started = func(info MasterInfo) { started <- info }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- RunMaster(ctx, o) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	var info MasterInfo
-	select {
-	case info = <-started:
-	case err := <-done:
-		t.Fatalf("RunMaster ended early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("job master did not start")
-	}
-	res := info.URL + "/jobs/" + info.JobID + "/state-backend/migrations"
+	base, jid, _ := startMasterSpec(t, dir, spec)
+	res := base + "/jobs/" + jid + "/state-backend/migrations"
 	var st map[string]any
 	poll(t, "the policy's migration", func() bool {
 		_, st = call(t, "GET", res, "")

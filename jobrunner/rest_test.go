@@ -43,7 +43,14 @@ sink:
 // RunMaster's result.
 func startMaster(t *testing.T, dir string) (base, jid string, wait func() error) {
 	t.Helper()
-	spec := writeSpecFile(t, dir, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1))
+	return startMasterSpec(t, dir, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1))
+}
+
+// startMasterSpec is startMaster for the job spec given; the master is
+// cancelled when the test ends.
+func startMasterSpec(t *testing.T, dir, specText string) (base, jid string, wait func() error) {
+	t.Helper()
+	spec := writeSpecFile(t, dir, specText)
 	o := masterOpts(t, dir, spec)
 	o.Registry = prometheus.NewRegistry()
 	started := make(chan MasterInfo, 1)
