@@ -153,15 +153,6 @@ func stationary(phi []float64) bool {
 	return arToPACF(phi, k)
 }
 
-// invertible reports whether 1 + Σ θ_k L^k has all roots outside the unit circle.
-func invertible(theta []float64) bool {
-	neg := make([]float64, len(theta))
-	for i, v := range theta {
-		neg[i] = -v
-	}
-	return stationary(neg)
-}
-
 // Unconstrained ↔ partial autocorrelation: κ = x/√(1+x²), as statsmodels.
 func toPACF(x float64) float64   { return x / math.Sqrt(1+x*x) }
 func fromPACF(k float64) float64 { return k / math.Sqrt(1-k*k) }

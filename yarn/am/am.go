@@ -119,30 +119,13 @@ type Options struct {
 
 // Session is a registered application attempt.
 type Session struct {
-	client  *amrm.Client
-	opts    Options
-	attempt string
-	log     *logrus.Entry
+	client *amrm.Client
+	opts   Options
+	log    *logrus.Entry
 
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
-
-	mu      sync.Mutex
-	lastErr error
-}
-
-// Attempt is the attempt id string (appattempt_…).
-func (s *Session) Attempt() string { return s.attempt }
-
-// AttemptNumber is the attempt's number, 1 for the first.
-func (s *Session) AttemptNumber() int {
-	i := strings.LastIndexByte(s.attempt, '_')
-	n := 0
-	if i >= 0 {
-		fmt.Sscanf(s.attempt[i+1:], "%d", &n)
-	}
-	return n
 }
 
 // AdvertiseHost is the host the tracking URL should name: the NodeManager's
@@ -221,7 +204,7 @@ func Start(ctx context.Context, trackingURL string, opts Options) (*Session, err
 		return nil, fmt.Errorf("am: register with the scheduler at %s: %w", strings.Join(addrs, ","), err)
 	}
 	log.WithFields(logrus.Fields{"scheduler": strings.Join(addrs, ","), "trackingUrl": trackingURL}).Info("registered as ApplicationMaster")
-	s := &Session{client: client, opts: opts, attempt: attempt, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Session{client: client, opts: opts, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.heartbeat()
 	return s, nil
 }
@@ -249,9 +232,6 @@ func (s *Session) heartbeat() {
 			continue
 		}
 		failures++
-		s.mu.Lock()
-		s.lastErr = err
-		s.mu.Unlock()
 		switch {
 		case errors.Is(err, amrm.ErrShutdown):
 			s.log.WithError(err).Error("the RM told the ApplicationMaster to shut down")
@@ -271,13 +251,6 @@ func (s *Session) heartbeat() {
 			}
 		}
 	}
-}
-
-// HeartbeatError is the last heartbeat error, if any.
-func (s *Session) HeartbeatError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr
 }
 
 // Finish stops the heartbeat and unregisters the attempt with r's final

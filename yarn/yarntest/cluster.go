@@ -106,9 +106,6 @@ func New(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// SchedulerAddress is the scheduler's host:port, for TIDEWATCH_RM_SCHEDULER_ADDRESS.
-func (c *Cluster) SchedulerAddress() string { return c.sched.Addr() }
-
 // Launches returns the containers started so far.
 func (c *Cluster) Launches() []Launch {
 	c.mu.Lock()
