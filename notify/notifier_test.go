@@ -163,8 +163,23 @@ func testEndToEnd(t *testing.T, db *gorm.DB) {
 	}
 
 	// The history: the alert with both notifications and their attempts.
+	// The receiver has the resolved notice before the outbox has its answer
+	// and records the delivery.
 	var res struct{ Alerts []AlertView }
-	apiGet(t, h, "/api/v1/alerts?job=j1", 200, &res)
+	waitFor(t, 5*time.Second, "both deliveries recorded", func() bool {
+		apiGet(t, h, "/api/v1/alerts?job=j1", 200, &res)
+		if len(res.Alerts) != 1 {
+			return false
+		}
+		for _, nv := range res.Alerts[0].Notifications {
+			for _, d := range nv.Deliveries {
+				if d.Status != DeliveryDelivered {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	if len(res.Alerts) != 1 {
 		t.Fatalf("alerts %+v", res.Alerts)
 	}
