@@ -13,6 +13,10 @@ type cellState[C any] struct {
 	stateBase
 	ser  Serializer[C]
 	heap []map[string]heapCell[C] // by key group index; nil when empty
+	// spare is the buffers of the last installed loader, for the next one:
+	// a migration loads key group after key group, and growing fresh
+	// buffers each time would double its garbage.
+	spare *cellLoader[C]
 }
 
 // heapCell is one heap entry.
@@ -208,8 +212,18 @@ func (s *cellState[C]) heapScan(i int, now int64, fn entryFunc) error {
 }
 
 func (s *cellState[C]) heapLoader(i int) heapLoader {
-	return &cellLoader[C]{s: s, i: i}
+	l := s.spare
+	if l == nil {
+		return &cellLoader[C]{s: s, i: i}
+	}
+	s.spare = nil // a loader owns its buffers until install
+	l.i = i
+	return l
 }
+
+// maxSpareEntries bounds the buffers a state keeps for its next loader, so
+// that one huge key group does not pin its buffers for the store's life.
+const maxSpareEntries = 1 << 16
 
 // cellLoader collects a key group's entries and builds its map at install,
 // sized once. The keys share one string: one allocation instead of one per
@@ -253,6 +267,11 @@ func (l *cellLoader[C]) install() {
 		start = l.ends[j]
 	}
 	l.s.heap[l.i] = m
+	if cap(l.vals) <= maxSpareEntries {
+		clear(l.vals) // values may hold pointers
+		l.keys, l.ends, l.vals, l.ts = l.keys[:0], l.ends[:0], l.vals[:0], l.ts[:0]
+		l.s.spare = l
+	}
 }
 
 // ValueState holds one value per (key group, namespace, key).

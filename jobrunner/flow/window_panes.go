@@ -38,7 +38,7 @@ type keyWindow struct {
 // pane is one window's entries.
 type pane struct {
 	w       window
-	entries []paneEntry
+	entries paneList
 	// fireQueued and cleanupQueued: a fire or cleanup timer is pending.
 	fireQueued, cleanupQueued bool
 	// pebbleKGs counts the window's entries in each key group on Pebble.
@@ -56,6 +56,96 @@ type paneEntry struct {
 }
 
 func (pe paneEntry) stale() bool { return pe.gen != pe.ks.gen }
+
+// paneChunk is the most entries one chunk of a paneList holds.
+const paneChunk = 1024
+
+// paneList is a pane's entries in arrival order, in chunks of at most
+// paneChunk entries rather than one slice. A window with half a million keys
+// would otherwise grow by copying a slice of pointers, and a copy made
+// during a GC cycle runs the write barrier over every pointer: over 100 ms
+// for one append, on the task goroutine.
+type paneList struct {
+	chunks [][]paneEntry // only the last may have room
+	n      int
+}
+
+func (l *paneList) len() int { return l.n }
+
+func (l *paneList) add(pe paneEntry) {
+	k := len(l.chunks) - 1
+	if k < 0 || len(l.chunks[k]) == paneChunk {
+		l.chunks = append(l.chunks, nil)
+		k++
+	}
+	l.chunks[k] = append(l.chunks[k], pe)
+	l.n++
+}
+
+// reset empties the list, keeping its first chunk for reuse.
+func (l *paneList) reset() {
+	for _, c := range l.chunks {
+		clear(c)
+	}
+	if len(l.chunks) > 0 {
+		l.chunks[0] = l.chunks[0][:0]
+		clear(l.chunks[1:])
+		l.chunks = l.chunks[:1]
+	}
+	l.n = 0
+}
+
+// dropFirst removes the first n entries.
+func (l *paneList) dropFirst(n int) {
+	l.n -= n
+	for n > 0 {
+		c := l.chunks[0]
+		if n < len(c) {
+			clear(c[:n])
+			l.chunks[0] = c[n:]
+			return
+		}
+		clear(c)
+		n -= len(c)
+		l.chunks[0] = nil
+		l.chunks = l.chunks[1:]
+	}
+}
+
+// keep keeps the entries for which fn is true, in order, in place.
+func (l *paneList) keep(fn func(paneEntry) bool) {
+	wc, wi := 0, 0 // where the next kept entry goes
+	for _, c := range l.chunks {
+		for _, pe := range c {
+			if !fn(pe) {
+				continue
+			}
+			if wi == len(l.chunks[wc]) {
+				wc, wi = wc+1, 0
+			}
+			l.chunks[wc][wi] = pe
+			wi++
+		}
+	}
+	n := 0
+	for k := range l.chunks {
+		switch {
+		case k < wc:
+			n += len(l.chunks[k])
+		case k == wc:
+			clear(l.chunks[k][wi:])
+			l.chunks[k] = l.chunks[k][:wi]
+			n += wi
+		default:
+			clear(l.chunks[k])
+			l.chunks[k] = nil
+		}
+	}
+	if len(l.chunks) > 0 {
+		l.chunks = l.chunks[:wc+1]
+	}
+	l.n = n
+}
 
 // paneTimer is the key group of a pane's timers, which act on all its keys.
 const paneTimer = -1
@@ -141,7 +231,7 @@ func (o *WindowOperator) keyWindowAcc(kg int, key string, hash uint64, w window,
 	}
 	ks.wins = append(ks.wins, keyWindow{w, acc})
 	p := o.paneFor(w)
-	p.entries = append(p.entries, paneEntry{ks: ks, acc: acc, kg: int32(kg), gen: ks.gen})
+	p.entries.add(paneEntry{ks: ks, acc: acc, kg: int32(kg), gen: ks.gen})
 	o.paneEntries++
 	return acc, true, nil
 }
@@ -201,15 +291,17 @@ func (o *WindowOperator) onPaneTimer(e *timerEntry) error {
 			return err
 		}
 	case fire:
-		for _, pe := range p.entries {
-			if pe.acc.fired || pe.stale() {
-				continue
-			}
-			pe.acc.fired = true
-			o.stats.OpenWindows--
-			o.stats.Fired++
-			if err := o.emit(int(pe.kg), pe.ks.key, p.w, pe.acc); err != nil {
-				return err
+		for _, c := range p.entries.chunks {
+			for _, pe := range c {
+				if pe.acc.fired || pe.stale() {
+					continue
+				}
+				pe.acc.fired = true
+				o.stats.OpenWindows--
+				o.stats.Fired++
+				if err := o.emit(int(pe.kg), pe.ks.key, p.w, pe.acc); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -226,23 +318,27 @@ func (o *WindowOperator) onPaneTimer(e *timerEntry) error {
 
 // fireAndDropEntries fires and purges a pane's heap entries in one pass.
 func (o *WindowOperator) fireAndDropEntries(p *pane) error {
-	for i, pe := range p.entries {
-		if pe.stale() {
-			continue
-		}
-		if !pe.acc.fired {
-			pe.acc.fired = true
-			o.stats.OpenWindows--
-			o.stats.Fired++
-			if err := o.emit(int(pe.kg), pe.ks.key, p.w, pe.acc); err != nil {
-				p.entries = p.entries[i:] // the rest keep their state
-				return err
+	done := 0
+	for _, c := range p.entries.chunks {
+		for _, pe := range c {
+			if pe.stale() {
+				done++
+				continue
 			}
+			if !pe.acc.fired {
+				pe.acc.fired = true
+				o.stats.OpenWindows--
+				o.stats.Fired++
+				if err := o.emit(int(pe.kg), pe.ks.key, p.w, pe.acc); err != nil {
+					p.entries.dropFirst(done) // the rest keep their state
+					return err
+				}
+			}
+			o.dropEntry(p.w, pe)
+			done++
 		}
-		o.dropEntry(p.w, pe)
 	}
-	clear(p.entries)
-	p.entries = p.entries[:0]
+	p.entries.reset()
 	return nil
 }
 
@@ -270,14 +366,16 @@ func (o *WindowOperator) dropEntry(w window, pe paneEntry) {
 
 // dropPane purges a pane and keeps its parts for reuse.
 func (o *WindowOperator) dropPane(p *pane) {
-	for _, pe := range p.entries {
-		if !pe.stale() {
-			o.dropEntry(p.w, pe)
+	for _, c := range p.entries.chunks {
+		for _, pe := range c {
+			if !pe.stale() {
+				o.dropEntry(p.w, pe)
+			}
 		}
 	}
 	clear(p.pebbleKGs)
-	clear(p.entries)
-	p.entries, p.fireQueued, p.cleanupQueued, p.stale = p.entries[:0], false, false, 0
+	p.entries.reset()
+	p.fireQueued, p.cleanupQueued, p.stale = false, false, 0
 	delete(o.panes, p.w)
 	if o.lastPane == p {
 		o.lastPane = nil

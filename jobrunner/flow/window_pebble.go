@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 	"unsafe"
@@ -390,6 +391,7 @@ type MigrationStep struct {
 // one processed before found all of it on the other side. It runs on the
 // operator's goroutine, between records.
 func (o *WindowOperator) MigrateKeyGroup(kg int, to Backend) (MigrationStep, error) {
+	runtime.Gosched() // see state.Migration.Step: GC work owed to this P goes first
 	start := time.Now()
 	step := MigrationStep{KeyGroup: kg}
 	if !o.kgs.Contains(kg) {
@@ -463,15 +465,8 @@ func (o *WindowOperator) heapToPebble(kg int) (int, error) {
 	// Once most of a pane's entries are stale, drop them, so that a long
 	// window moved back and forth does not keep every old accumulator.
 	for _, p := range touched {
-		if p.stale*2 > len(p.entries) {
-			live := p.entries[:0]
-			for _, pe := range p.entries {
-				if !pe.stale() {
-					live = append(live, pe)
-				}
-			}
-			clear(p.entries[len(live):])
-			p.entries = live
+		if p.stale*2 > p.entries.len() {
+			p.entries.keep(func(pe paneEntry) bool { return !pe.stale() })
 			p.stale = 0
 		}
 	}
