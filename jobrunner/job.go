@@ -33,6 +33,7 @@ type job struct {
 	startTime time.Time
 	url       string
 	ingest    http.Handler // the http source's endpoint, or nil
+	workers   func() any   // MasterOptions.Workers
 	proc      *procstat.Sampler
 	attempt   int // deployment attempt, 1 for the first
 	latency   latencyWindow

@@ -112,6 +112,13 @@ type MasterOptions struct {
 	// restarted with the same command line, as YARN restarts an
 	// ApplicationMaster, whose checkpoints since the start are newer state.
 	PreferNewerCheckpoint bool
+	// Local, if not nil, is the keyed subtasks this process runs of a job
+	// spread over containers (see Layout and InContainer). Such a process
+	// takes no savepoints: its share alone would not restore the job.
+	Local []bool
+	// Workers, if set, describes the job's worker containers for
+	// GET /jobs/{id}/workers (the YARN AM sets it).
+	Workers func() any
 	// SetMemoryLimit makes the job master set the Go runtime's soft memory
 	// limit (GOMEMLIMIT) to 90% of the job's memory limit, unless GOMEMLIMIT
 	// is set in the environment. Only for a process of its own.
@@ -254,6 +261,7 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 
 	j := newJob(opts.JobID, spec, log, startTime)
 	j.attempt = max(1, opts.Attempt)
+	j.workers = opts.Workers
 	limit := memoryLimit(spec)
 	j.proc = procstat.NewSampler(limit)
 	if opts.SetMemoryLimit && os.Getenv("GOMEMLIMIT") == "" {
@@ -275,7 +283,7 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 
 	store := &checkpointStore{storage: ckStorage, retained: spec.Checkpoint.Retained, log: log.WithField("component", "checkpoints")}
 	j.store = store
-	b, err := buildPlan(spec, opts.CheckpointDir, log)
+	b, err := buildPlan(spec, opts.CheckpointDir, opts.Local, log)
 	if err != nil {
 		var se *SpecError
 		if errors.As(err, &se) {
@@ -297,6 +305,7 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 	}()
 	p := newPipeline(j, spec, store, b)
 	p.preferNewer = opts.PreferNewerCheckpoint
+	p.partial = opts.Local != nil
 	if err := p.restoreAndOpen(opts.Restore, startTime); err != nil {
 		return fail(err)
 	}

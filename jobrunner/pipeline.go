@@ -27,8 +27,11 @@ type pipeline struct {
 	// preferNewer: restore the newest checkpoint if it is newer than what
 	// the restore mode names (MasterOptions.PreferNewerCheckpoint).
 	preferNewer bool
-	nextID      int64
-	eng         *flow.Engine
+	// partial: this process runs a share of a job spread over containers
+	// (MasterOptions.Local), and takes no savepoints.
+	partial bool
+	nextID  int64
+	eng     *flow.Engine
 }
 
 // published are the engine's counters summed over subtasks.
@@ -270,6 +273,9 @@ func (p *pipeline) handle(req *controlRequest) (outcome, bool) {
 		}
 		p.j.completeOp(req.op, "", id, err)
 	case ctrlSavepoint, ctrlStop:
+		if p.partial {
+			return p.handlePartial(req)
+		}
 		typ := typeSavepoint
 		if req.kind == ctrlStop {
 			typ = typeSyncSavepoint
@@ -293,6 +299,24 @@ func (p *pipeline) handle(req *controlRequest) (outcome, bool) {
 		}
 	}
 	return outcome{}, false
+}
+
+// handlePartial is handle's savepoint and stop for a share of a job spread
+// over containers: a savepoint of one share would not restore the job, so
+// savepoints are refused and stop ends the job after a checkpoint, from
+// which every container resumes on its own.
+func (p *pipeline) handlePartial(req *controlRequest) (outcome, bool) {
+	if req.kind == ctrlSavepoint {
+		p.j.completeOp(req.op, "", 0, errors.New("jobrunner: savepoints of a job spread over several containers are not supported; stop it, and it resumes from its checkpoints"))
+		return outcome{}, false
+	}
+	s, err := p.checkpoint(typeCheckpoint, "")
+	if err != nil {
+		p.j.completeOp(req.op, "", 0, err)
+		return outcome{}, false
+	}
+	p.j.completeOp(req.op, "", s.meta.CheckpointID, nil)
+	return outcome{status: StatusFinished}, true
 }
 
 // finished ends a bounded job: every source has read all its input and sent

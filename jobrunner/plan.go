@@ -88,7 +88,7 @@ type lateCounts struct {
 
 // buildPlan turns a spec into the engine's plan. ckDir holds the ingest log of
 // an http source.
-func buildPlan(spec *Spec, ckDir string, log *logrus.Entry) (*built, error) {
+func buildPlan(spec *Spec, ckDir string, local []bool, log *logrus.Entry) (*built, error) {
 	b := &built{}
 	b.plan = flow.Plan{
 		MaxParallelism:    spec.MaxParallelism,
@@ -156,8 +156,41 @@ func buildPlan(spec *Spec, ckDir string, log *logrus.Entry) (*built, error) {
 	if b.plan.Sink, err = sinkFactory(spec.Sink, sinkSchema, spec.Name); err != nil {
 		return nil, &SpecError{Path: "sink", Msg: err.Error()}
 	}
+	if local != nil {
+		if len(local) != b.plan.KeyedParallelism {
+			return nil, fmt.Errorf("jobrunner: %d local subtasks given for keyed parallelism %d", len(local), b.plan.KeyedParallelism)
+		}
+		b.plan.Local = local
+		b.plan.Sink = onlyLocal(b.plan.Sink, local)
+		if b.plan.LateSink != nil {
+			b.plan.LateSink = onlyLocal(b.plan.LateSink, local)
+		}
+	}
 	return b, nil
 }
+
+// onlyLocal opens the sinks of the local keyed subtasks; the others get
+// elsewhereSink. Another container writes their output, and a sink opened
+// here would discard that container's uncommitted part files as its own.
+func onlyLocal(f flow.SinkFactory, local []bool) flow.SinkFactory {
+	return func(index, par int, st []byte) (flow.Sink, error) {
+		if index < len(local) && !local[index] {
+			return elsewhereSink(index), nil
+		}
+		return f(index, par, st)
+	}
+}
+
+// elsewhereSink stands for a sink another container runs. It receives
+// nothing: the partitioners keep that subtask's records from this process.
+type elsewhereSink int
+
+func (s elsewhereSink) Emit(*flow.Record) error {
+	return fmt.Errorf("jobrunner: a record reached keyed subtask %d, which runs in another container", int(s))
+}
+func (elsewhereSink) Snapshot(int64) ([]byte, error) { return nil, nil }
+func (elsewhereSink) Commit(int64) error             { return nil }
+func (elsewhereSink) Close() error                   { return nil }
 
 // emitter adapts an operator's Process to flow.Emitter.
 func emitter(op interface{ Process(*flow.Record) error }) flow.Emitter {

@@ -57,6 +57,7 @@ func (j *job) handler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /jobs/{jid}/savepoints/{tid}", j.withJob(j.getSavepointStatus))
 	mux.HandleFunc("POST /jobs/{jid}/stop", j.withJob(j.postStop))
 	mux.HandleFunc("GET /jobs/{jid}/yarn-cancel", j.withJob(j.yarnCancel))
+	mux.HandleFunc("GET /jobs/{jid}/workers", j.withJob(j.getWorkers))
 	mux.HandleFunc("GET /taskmanagers", j.getTaskManagers)
 	mux.HandleFunc("GET /taskmanagers/{tmid}", j.getTaskManager)
 	mux.HandleFunc("GET /taskmanagers/{tmid}/metrics", j.getTaskManagerMetrics)
@@ -544,6 +545,18 @@ func (j *job) trigger(w http.ResponseWriter, kind, triggerID string, req *contro
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"request-id": op.key.triggerID})
+}
+
+// getWorkers lists the job's worker containers (Tidewatch's own; empty
+// unless the job runs in several YARN containers).
+func (j *job) getWorkers(w http.ResponseWriter, _ *http.Request) {
+	var workers any = []any{}
+	if j.workers != nil {
+		if v := j.workers(); v != nil {
+			workers = v
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workers": workers})
 }
 
 func (j *job) postSavepoint(w http.ResponseWriter, r *http.Request) {

@@ -162,19 +162,89 @@ func TestReferenceLikelihoodConvention(t *testing.T) {
 	}
 }
 
+// mlMean returns the mean that maximises the likelihood at c's ARMA
+// coefficients (the GLS mean of the differenced series). The innovations
+// are linear in the mean and their variances F_t do not depend on it, so
+// σ̂²(μ) = Σv_t²/(F_t n) is a quadratic whose vertex is the answer.
+func mlMean(f *fitter, c coeffs) float64 {
+	q := func(mu float64) float64 {
+		c.mean = mu
+		_, s2, _ := f.ev.concentrated(c)
+		return s2
+	}
+	h := f.scale
+	lo, mid, hi := q(f.mu0-h), q(f.mu0), q(f.mu0+h)
+	return f.mu0 + h*(lo-hi)/(2*(lo-2*mid+hi))
+}
+
+// modelAt is the model with coefficients c (σ² at its optimum given c),
+// for forecasting from parameters that were not fitted here.
+func modelAt(t *testing.T, f *fitter, c coeffs) *Model {
+	t.Helper()
+	m, err := f.finish(c, FitOptions{SkipStdErrors: true}, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Forecasting from statsmodels' own parameters must reproduce its
+// forecasts: this separates the forecast code from the optimum reached.
+// With seasonal differencing statsmodels' end state still carries its
+// approximate-diffuse start (see TestReferenceLikelihoodConvention), which
+// moves the forecasts by about 1e-3 relative; otherwise they agree to
+// rounding.
+func TestReferenceForecastsAtReferenceParams(t *testing.T) {
+	for _, r := range loadReference(t) {
+		train, _ := r.trainTest(t)
+		s := r.spec()
+		c, _ := refCoeffs(r)
+		f, err := newFitter(train, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc, err := modelAt(t, f, c).Forecast(r.Holdout, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tol := 1e-5
+		if s.SD > 0 {
+			tol = 2e-3
+		}
+		worst := 0.0
+		for i, want := range r.Forecast {
+			worst = math.Max(worst, math.Abs(fc.Mean[i]-want)/math.Max(1, math.Abs(want)))
+		}
+		if worst > tol {
+			t.Errorf("%s: forecasts at statsmodels' parameters differ from its forecasts by %.3g relative (tolerance %g)", r.name(), worst, tol)
+		}
+	}
+}
+
 // The acceptance criteria of the issue, per reference fit:
 //   - the log-likelihood reached is no lower than that of statsmodels'
 //     parameters minus 0.01, both under the exact likelihood of the
 //     differenced series (see TestReferenceLikelihoodConvention for why
 //     the reported value is not used directly for seasonal differencing);
 //   - the forecast of the held-out points is as accurate: MASE at most 2%
-//     above the reference's. The one exception is a reference that is not
-//     a likelihood optimum (its σ² is more than 1% off the value that
-//     maximises the likelihood at its own ARMA coefficients, i.e. the
-//     optimiser stopped early): a better optimum then forecasts
-//     differently and the MASE comparison is logged, not asserted.
+//     above the reference's.
+//
+// The one exception is a reference that is not a stationary point of the
+// likelihood: at its own ARMA coefficients, moving only the mean and σ²
+// to their optimum (closed form) gains more than 0.01. The MASE is then
+// asserted against that nearest stationary point instead, which shows that
+// the difference comes from where statsmodels' optimiser stopped, not from
+// the ARMA part or from the forecasting (TestReferenceForecastsAtReferenceParams).
+// This is realAWSCloudwatch/ec2_network_in_257a54: 127 of its 3000 training
+// points exceed 1e6 (up to 2.5e8, median 2.3e5), which puts the Gaussian
+// ML mean near the sample mean (5.1e5) while statsmodels' unscaled L-BFGS
+// stopped at 2.7e5 and σ² 12% high (gradients of 4e-9 per unit of
+// intercept and 2e-15 per unit of σ² in its ll/n objective), 11.1
+// log-likelihood units below the optimum. Its forecasts revert to the mean
+// within a few steps and the held-out values average 2.4e5, hence its
+// 8.5 times lower MASE.
 func TestReferenceFits(t *testing.T) {
-	t.Logf("%-62s %13s %13s %9s %8s %8s %7s %9s", "fit", "loglik ours", "at ref params", "gain", "MASE", "ref MASE", "ratio", "ref conv")
+	t.Logf("%-62s %13s %13s %9s %8s %8s %7s %9s", "fit", "loglik ours", "at ref params", "gain", "MASE", "ref MASE", "ratio", "ref gap")
 	for _, r := range loadReference(t) {
 		train, test := r.trainTest(t)
 		s := r.spec()
@@ -196,20 +266,40 @@ func TestReferenceFits(t *testing.T) {
 		if math.Abs(refMASE-r.MASE) > 1e-9 {
 			t.Fatalf("%s: reference MASE recomputed %v, JSON %v: data alignment is off", r.name(), refMASE, r.MASE)
 		}
-		// Is the reference a stationary point in σ²?
-		f, _ := newFitter(train, s)
-		_, s2opt, _ := f.ev.concentrated(c)
-		refConverged := math.Abs(s2/s2opt-1) < 0.01
-		t.Logf("%-62s %13.4f %13.4f %+9.4f %8.4f %8.4f %7.4f %9v", r.name(), m.LogLik, atRef, m.LogLik-atRef, got, r.MASE, got/r.MASE, refConverged)
+		// The reference's ARMA coefficients with the mean and σ² at their
+		// optimum: how far is the reference from a stationary point?
+		f, err := newFitter(train, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		near := c
+		if s.Constant {
+			near.mean = mlMean(f, c)
+		}
+		llNear, s2Near, _ := f.ev.concentrated(near)
+		gap := llNear - atRef
+		t.Logf("%-62s %13.4f %13.4f %+9.4f %8.4f %8.4f %7.4f %9.4f", r.name(), m.LogLik, atRef, m.LogLik-atRef, got, r.MASE, got/r.MASE, gap)
 		if m.LogLik < atRef-0.01 {
 			t.Errorf("%s: loglik %.4f below the reference parameters' %.4f − 0.01", r.name(), m.LogLik, atRef)
 		}
-		if got > 1.02*r.MASE {
-			if refConverged {
+		if gap <= 0.01 {
+			if got > 1.02*r.MASE {
 				t.Errorf("%s: MASE %.4f more than 2%% above the reference's %.4f", r.name(), got, r.MASE)
-			} else {
-				t.Logf("%s: MASE %.4f vs %.4f not asserted: the reference is not a likelihood optimum (σ² %.4g, optimum at its coefficients %.4g)", r.name(), got, r.MASE, s2, s2opt)
 			}
+			continue
+		}
+		if m.LogLik < llNear-0.01 {
+			t.Errorf("%s: loglik %.4f below the reference's nearest stationary point's %.4f − 0.01", r.name(), m.LogLik, llNear)
+		}
+		nf, err := modelAt(t, f, near).Forecast(r.Holdout, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nearMASE := mase(train, test, nf.Mean, r.MASEPeriod)
+		t.Logf("%s: reference %.4f below its nearest stationary point (mean %.6g → %.6g, σ² %.4g → %.4g); MASE there %.4f, ours %.4f, reference %.4f",
+			r.name(), gap, c.mean, near.mean, s2, s2Near, nearMASE, got, r.MASE)
+		if got > 1.02*nearMASE {
+			t.Errorf("%s: MASE %.4f more than 2%% above that of the reference's nearest stationary point, %.4f", r.name(), got, nearMASE)
 		}
 	}
 }

@@ -71,16 +71,6 @@ func newVersionCommand() *cobra.Command {
 	}
 }
 
-func newWorkerCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "worker",
-		Short: "Run task slots of a job in a YARN container (comes with the YARN deployer)",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("worker: this build runs every task inside the job master (tidewatch am); worker containers come with the YARN deployer")
-		},
-	}
-}
-
 // newLogger builds the logrus logger every role uses.
 func newLogger(level, format string) (*logrus.Logger, error) {
 	l := logrus.New()

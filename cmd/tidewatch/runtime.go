@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -115,6 +116,10 @@ use --restore none to start over.`,
 	return cmd
 }
 
+// workerFinishLimit is how long the AM of a bounded job that has read all
+// its input waits for the workers to read theirs.
+const workerFinishLimit = 30 * time.Minute
+
 // runInYARN runs the job master as a YARN ApplicationMaster: it registers
 // with the scheduler once its REST endpoint serves (the tracking URL),
 // heartbeats, and unregisters with the job's result when it ends. If
@@ -126,16 +131,52 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 	// attempt on, checkpoints taken since the first are the state to resume.
 	opts.PreferNewerCheckpoint = am.ContainerAttempt(os.Getenv(am.EnvContainerID)) >= 2
 	defer cancel()
-	var session *am.Session
+	// A job whose keyed parallelism exceeds the AM's vcores runs its first
+	// share here and the others in worker containers (jobrunner.Layout).
+	baseCheckpointDir := opts.CheckpointDir
+	opts, layout, err := jobrunner.InContainer(opts, 0)
+	if err != nil {
+		return err
+	}
+	var tracking string
+	var workers *am.WorkerOptions
+	var workersFailed atomic.Pointer[error]
+	if layout.Containers > 1 {
+		if opts.Restore != jobrunner.RestoreLatest && opts.Restore != jobrunner.RestoreNone {
+			return fmt.Errorf("am: --restore %s: a savepoint cannot restore a job spread over %d containers; it resumes from each container's checkpoints", opts.Restore, layout.Containers)
+		}
+		memoryMB := (int64(layout.Memory) + 1<<20 - 1) >> 20
+		if workers, err = workerOptions(opts, layout, baseCheckpointDir, memoryMB, func() string { return tracking }); err != nil {
+			return err
+		}
+		workers.Failed = func(err error) {
+			workersFailed.Store(&err)
+			opts.Log.WithError(err).Error("giving up on worker containers: stopping the job")
+			cancel()
+		}
+		opts.Log.WithFields(logrus.Fields{"containers": layout.Containers, "subtasksPerContainer": layout.Slots}).Info("the job runs in worker containers too")
+	}
+	var session atomic.Pointer[am.Session]
 	var regErr error
+	if workers != nil {
+		opts.Workers = func() any {
+			if s := session.Load(); s != nil {
+				return s.Workers()
+			}
+			return nil
+		}
+	}
 	opts.Started = func(info jobrunner.MasterInfo) {
-		tracking, err := am.TrackingURL(info.URL, am.AdvertiseHost(os.Getenv))
+		var err error
+		tracking, err = am.TrackingURL(info.URL, am.AdvertiseHost(os.Getenv))
 		var port int32
 		if err == nil {
 			port, err = am.Port(info.URL)
 		}
 		if err == nil {
-			session, err = am.Start(ctx, tracking, am.Options{Log: opts.Log, RPCPort: port})
+			var s *am.Session
+			s, err = am.Start(ctx, tracking, am.Options{Log: opts.Log, RPCPort: port, Workers: workers})
+			session.Store(s)
 		}
 		if err != nil {
 			regErr = err
@@ -144,6 +185,7 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 		}
 	}
 	opts.Finished = func(res jobrunner.Result) {
+		session := session.Load()
 		if session == nil {
 			return
 		}
@@ -154,14 +196,27 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 			session.Close()
 			return
 		}
+		r := am.Result{State: string(res.State), Savepoint: res.Savepoint, Error: res.Error}
+		// A bounded job is done when every container has read all its
+		// input; otherwise the job's end ends the workers.
+		if layout.Bounded && res.State == jobrunner.StatusFinished {
+			if err := session.WaitWorkers(context.Background(), workerFinishLimit); err != nil {
+				r.State, r.Error = string(jobrunner.StatusFailed), err.Error()
+			}
+		}
+		if err := session.StopWorkers(context.Background()); err != nil {
+			opts.Log.WithError(err).Warn("stopping worker containers")
+		}
 		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer fcancel()
-		r := am.Result{State: string(res.State), Savepoint: res.Savepoint, Error: res.Error}
+		if err := workersFailed.Load(); err != nil {
+			r.State, r.Error = string(jobrunner.StatusFailed), (*err).Error()
+		}
 		if err := session.Finish(fctx, r); err != nil {
 			opts.Log.WithError(err).Error("unregistering from the RM")
 		}
 	}
-	err := jobrunner.RunMaster(ctx, opts)
+	err = jobrunner.RunMaster(ctx, opts)
 	if regErr != nil {
 		return errors.Join(regErr, err)
 	}

@@ -29,34 +29,15 @@ import (
 // diagnostics.
 func TestYARNApplicationMaster(t *testing.T) {
 	dir := t.TempDir()
-	cluster, err := yarntest.New(yarntest.Options{Dir: filepath.Join(dir, "nm"), Env: []string{"TIDEWATCH_E2E_MAIN=1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	client, err := rm.New(rm.Options{BaseURLs: []string{cluster.RM.URL()}, User: "tidewatch"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, client := newFakeYARN(t, dir)
 	ctx := context.Background()
-
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := executable(t)
 	specPath := filepath.Join(dir, "job.yaml")
 	// The sink writes where every attempt's container can reach it (on a
 	// cluster, HDFS): a relative path would be inside one container.
 	spec := strings.Replace(e2eSpec, "path: output/counts", "path: "+filepath.Join(dir, "output"), 1)
 	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	resource := func(p string) rm.LocalResource {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rm.LocalResource{URL: "file://" + p, Type: "FILE", Visibility: "APPLICATION", Size: fi.Size(), Timestamp: fi.ModTime().UnixMilli()}
 	}
 	jobID := jobrunner.NewJobID()
 	ckDir := filepath.Join(dir, "checkpoints")
@@ -69,7 +50,7 @@ func TestYARNApplicationMaster(t *testing.T) {
 		ApplicationID: app.ApplicationID, Name: "e2e-clicks", ApplicationType: "TIDEWATCH", Queue: "default",
 		MaxAppAttempts: 2, Resource: rm.Resource{MemoryMB: 1024, VCores: 1}, Tags: rm.Tags{"tidewatch-job-" + jobID},
 		AMContainerSpec: rm.ContainerLaunchContext{
-			LocalResources: map[string]rm.LocalResource{"tidewatch": resource(bin), "job.yaml": resource(specPath)},
+			LocalResources: map[string]rm.LocalResource{"tidewatch": fileResource(t, bin), "job.yaml": fileResource(t, specPath)},
 			Commands: []string{fmt.Sprintf("./tidewatch am --spec job.yaml --job-id %s --attempt 1 --work-dir . --checkpoint-dir %s "+
 				"--listen 127.0.0.1:0 --restore latest --log-format json 1><LOG_DIR>/jobmaster.log 2>&1", jobID, ckDir)},
 		},
@@ -183,4 +164,39 @@ func TestYARNApplicationMaster(t *testing.T) {
 	if !ok || res.State != "FINISHED" || !strings.Contains(res.Savepoint, "savepoint-") {
 		t.Errorf("diagnostics %q carry no FINISHED result with a savepoint", a.Diagnostics)
 	}
+}
+
+// newFakeYARN starts the one-machine fake cluster in dir, its containers
+// running this test binary as tidewatch, and a client of its RM.
+func newFakeYARN(t *testing.T, dir string) (*yarntest.Cluster, *rm.Client) {
+	t.Helper()
+	cluster, err := yarntest.New(yarntest.Options{Dir: filepath.Join(dir, "nm"), Env: []string{"TIDEWATCH_E2E_MAIN=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	client, err := rm.New(rm.Options{BaseURLs: []string{cluster.RM.URL()}, User: "tidewatch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cluster, client
+}
+
+func executable(t *testing.T) string {
+	t.Helper()
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// fileResource is a local resource for file p, as a stager would give it.
+func fileResource(t *testing.T, p string) rm.LocalResource {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rm.LocalResource{URL: "file://" + p, Type: rm.TypeFile, Visibility: rm.VisibilityApplication, Size: fi.Size(), Timestamp: fi.ModTime().UnixMilli()}
 }

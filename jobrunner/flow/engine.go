@@ -104,6 +104,9 @@ type SubtaskStats struct {
 	RecordsIn   atomic.Int64
 	RecordsOut  atomic.Int64
 	SinkRecords atomic.Int64
+	// RecordsElsewhere counts a source subtask's records left to another
+	// process (see Plan.Local).
+	RecordsElsewhere atomic.Int64
 	// StateEntries is a keyed subtask's number of state entries, if its
 	// operator is a StateSizer.
 	StateEntries atomic.Int64
@@ -146,8 +149,10 @@ type Engine struct {
 	SourceStats []*SubtaskStats
 	KeyedStats  []*SubtaskStats
 
-	// owner is the keyed subtask of each key group.
+	// owner is the keyed subtask of each key group; elsewhere, if not nil,
+	// tells which key groups another process handles (Plan.Local).
 	owner     []int32
+	elsewhere []bool
 	keyedOps  []KeyedOperator
 	kgBackend []atomic.Uint32 // by key group: a Backend
 
@@ -193,6 +198,12 @@ func Start(ctx context.Context, plan Plan, snap *Snapshot) (*Engine, error) {
 		e.owner = make([]int32, plan.MaxParallelism)
 		for kg := range e.owner {
 			e.owner[kg] = int32(state.SubtaskForKeyGroup(plan.MaxParallelism, plan.KeyedParallelism, kg))
+		}
+		if plan.Local != nil {
+			e.elsewhere = make([]bool, plan.MaxParallelism)
+			for kg, j := range e.owner {
+				e.elsewhere[kg] = !plan.Local[j]
+			}
 		}
 	}
 	for i := 0; i < plan.KeyedParallelism; i++ {
@@ -578,6 +589,10 @@ func (p partitioner) Emit(r *Record) error { return p.t.partition(r) }
 
 // partition routes a record to the keyed subtask owning its key group.
 func (t *sourceTask) partition(r *Record) error {
+	if t.e.elsewhere != nil && t.e.elsewhere[r.KeyGroup] {
+		t.st.RecordsElsewhere.Add(1)
+		return nil
+	}
 	j := int(t.e.owner[r.KeyGroup])
 	b := t.bufs[j]
 	b.add(r)

@@ -529,3 +529,50 @@ func TestEngineLatencyMarkersAndStateSize(t *testing.T) {
 		t.Errorf("state entries %d, want one per key (%d)", entries, keys)
 	}
 }
+
+// Two engines running the same plan with complementary Local sets, as two
+// containers of one job do, together count every record once, and each
+// drops what the other keeps.
+func TestEngineLocalSubtasksSplitTheKeys(t *testing.T) {
+	const total, keys, keyed = 20000, 37, 4
+	var lines []string
+	var elsewhere int64
+	for _, local := range [][]bool{{true, true, false, false}, {false, false, true, true}} {
+		st := newStore()
+		e, err := Start(context.Background(), Plan{
+			MaxParallelism: 128, SourceParallelism: 2, Source: testSourceFactory(total, keys, nil),
+			Chain: keyByChain(128), KeyedParallelism: keyed, Keyed: countFactory(nil), Sink: st.factory(),
+			Local: local, BatchSize: 64, ChannelCapacity: 2,
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runToEnd(t, e, 1)
+		got := st.lines()
+		if len(got) == 0 || len(got) == keys {
+			t.Fatalf("local %v: %d keys; each engine should have some of the %d", local, len(got), keys)
+		}
+		lines = append(lines, got...)
+		for j, s := range e.KeyedStats {
+			if !local[j] && s.RecordsIn.Load() != 0 {
+				t.Errorf("local %v: subtask %d is elsewhere but got %d records", local, j, s.RecordsIn.Load())
+			}
+		}
+		for _, s := range e.SourceStats {
+			elsewhere += s.RecordsElsewhere.Load()
+		}
+	}
+	if len(lines) != keys || sumCounts(lines) != total {
+		t.Fatalf("%d keys summing to %d, want %d keys summing to %d", len(lines), sumCounts(lines), keys, total)
+	}
+	if elsewhere != total {
+		t.Errorf("records left to the other engine: %d, want %d", elsewhere, total)
+	}
+	if _, err := Start(context.Background(), Plan{
+		MaxParallelism: 128, SourceParallelism: 1, Source: testSourceFactory(1, 1, nil),
+		Chain: keyByChain(128), KeyedParallelism: 2, Keyed: countFactory(nil), Sink: newStore().factory(),
+		Local: []bool{true},
+	}, nil); err == nil {
+		t.Error("a Local of the wrong length was accepted")
+	}
+}

@@ -93,7 +93,14 @@ type Plan struct {
 	// job has none and the sinks run in the source subtasks.
 	KeyedParallelism int
 	Keyed            KeyedFactory
-	Sink             SinkFactory
+	// Local, if not nil, tells for each keyed subtask whether this engine
+	// processes its records: the partitioners drop (and count, in
+	// RecordsElsewhere) the records of the other subtasks' key groups. A job
+	// spread over several processes runs the same plan in each, and each
+	// keeps its own subtasks' records; the other keyed subtasks see only
+	// watermarks and barriers, so their state stays empty.
+	Local []bool
+	Sink  SinkFactory
 	// LateSink receives records later than the keyed operator allows; nil
 	// drops (and counts) them.
 	LateSink   SinkFactory
@@ -134,6 +141,8 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("flow: maxParallelism must be 1..%d, got %d", state.MaxMaxParallelism, p.MaxParallelism)
 	case p.SourceParallelism < 1:
 		return fmt.Errorf("flow: source parallelism must be at least 1, got %d", p.SourceParallelism)
+	case p.Local != nil && len(p.Local) != p.KeyedParallelism:
+		return fmt.Errorf("flow: Local has %d entries for %d keyed subtasks", len(p.Local), p.KeyedParallelism)
 	case p.KeyedParallelism < 0 || p.KeyedParallelism > p.MaxParallelism:
 		return fmt.Errorf("flow: keyed parallelism must be 0..maxParallelism (%d), got %d", p.MaxParallelism, p.KeyedParallelism)
 	case p.Source == nil:

@@ -115,6 +115,8 @@ type Options struct {
 	// stop, savepoint and migration requests are POSTs). 0 registers -1.
 	RPCPort int32
 	Log     *logrus.Entry
+	// Workers, if not nil, makes the session keep worker containers.
+	Workers *WorkerOptions
 }
 
 // Session is a registered application attempt.
@@ -122,6 +124,9 @@ type Session struct {
 	client *amrm.Client
 	opts   Options
 	log    *logrus.Entry
+
+	workers *workers // nil without WorkerOptions
+	release []*hadoopproto.ContainerIdProto
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -205,6 +210,9 @@ func Start(ctx context.Context, trackingURL string, opts Options) (*Session, err
 	}
 	log.WithFields(logrus.Fields{"scheduler": strings.Join(addrs, ","), "trackingUrl": trackingURL}).Info("registered as ApplicationMaster")
 	s := &Session{client: client, opts: opts, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.Workers != nil && opts.Workers.Count > 0 {
+		s.workers = newWorkers(*opts.Workers, log)
+	}
 	go s.heartbeat()
 	return s, nil
 }
@@ -225,7 +233,18 @@ func (s *Session) heartbeat() {
 			progress = s.opts.Progress()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := s.client.Allocate(ctx, amrm.AllocateRequest{Progress: progress})
+		req := amrm.AllocateRequest{Progress: progress, Release: s.release}
+		if s.workers != nil {
+			req.Asks = s.workers.asks()
+		}
+		res, err := s.client.Allocate(ctx, req)
+		if err == nil {
+			s.release = nil
+			if s.workers != nil {
+				s.workers.completed(res.Completed)
+				s.release = s.workers.allocated(ctx, res.Allocated, s.client.NMToken)
+			}
+		}
 		cancel()
 		if err == nil {
 			failures = 0
@@ -253,6 +272,56 @@ func (s *Session) heartbeat() {
 	}
 }
 
+// Workers describes the worker containers (nil without WorkerOptions).
+func (s *Session) Workers() []WorkerStatus {
+	if s.workers == nil {
+		return nil
+	}
+	return s.workers.status()
+}
+
+// WaitWorkers waits up to limit for every worker to finish its share (exit
+// with status 0), replacing lost ones meanwhile, as a bounded job needs. It
+// fails if they do not, or if the session gave up on them.
+func (s *Session) WaitWorkers(ctx context.Context, limit time.Duration) error {
+	if s.workers == nil {
+		return nil
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, gaveUp := s.workers.finished()
+		switch {
+		case done:
+			return nil
+		case gaveUp:
+			return errors.New("am: gave up on worker containers before they finished")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("am: workers did not finish within %s: %v", limit, s.workers.status())
+		case <-tick.C:
+		}
+	}
+}
+
+// StopWorkers asks for no more workers and stops the running ones through
+// their NodeManagers (which send SIGTERM: a worker then ends after a final
+// checkpoint if it has the time).
+func (s *Session) StopWorkers(ctx context.Context) error {
+	if s.workers == nil {
+		return nil
+	}
+	s.workers.mu.Lock()
+	s.workers.stopping = true
+	s.workers.mu.Unlock()
+	return s.workers.stopContainers(ctx, s.client.NMToken)
+}
+
 // Finish stops the heartbeat and unregisters the attempt with r's final
 // status and diagnostics.
 func (s *Session) Finish(ctx context.Context, r Result) error {
@@ -274,6 +343,9 @@ func (s *Session) Close() error {
 func (s *Session) stopHeartbeat() {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
+	if s.workers != nil {
+		s.workers.close()
+	}
 }
 
 // Port is the port of a listen URL.

@@ -9,17 +9,25 @@
 // tracking URL; one that unregisters finishes it; one that exits without
 // unregistering fails the attempt, and the RM starts the next one, as YARN
 // does. Killing the application kills the process.
+//
+// An AM can also get worker containers (§6.4.3, §7): the scheduler's
+// allocate hands out containers for its asks, with an NM token for the one
+// node, and reports their completion; the NodeManager serves
+// ContainerManagementProtocol on its own IPC port (SASL DIGEST-MD5 with
+// those NM tokens) and runs started containers as local processes. When an
+// attempt's AM container exits, its worker containers are killed.
 package yarntest
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,19 +55,31 @@ type Options struct {
 	// Poll is how often the NodeManager looks for attempts to launch
 	// (default 10ms).
 	Poll time.Duration
+	// MaxContainers is how many worker containers an application may hold
+	// at once besides its AM container (default 8).
+	MaxContainers int
+	// StopGrace is the wait between SIGTERM and SIGKILL when a container is
+	// stopped or released (default 250ms, as
+	// yarn.nodemanager.sleep-delay-before-sigkill.ms).
+	StopGrace time.Duration
 }
 
 // Cluster is a running fake cluster. Close stops it and kills every
 // container.
 type Cluster struct {
-	RM    *rmtest.Server
-	sched *ipctest.Server
-	opts  Options
+	RM     *rmtest.Server
+	sched  *ipctest.Server
+	nm     *ipctest.Server // the NodeManager's ContainerManagementProtocol
+	nmPort int32
+	opts   Options
 
 	mu         sync.Mutex
-	attempts   map[string]*container // attempt id string -> container
-	containers map[string]*container // application id -> current container
+	attempts   map[string]*container // attempt id string -> AM container
+	containers map[string]*container // application id -> current AM container
 	launches   []Launch
+	workers    map[string]*worker    // container id string -> worker container
+	nextSeq    map[string]int64      // application id -> next container sequence number
+	nmTokens   map[string]*container // NM token identifier -> attempt it was issued to
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -71,12 +91,16 @@ type Launch struct {
 	Started                                    time.Time
 }
 
+// container is an attempt's AM container, and the attempt.
 type container struct {
 	app, attempt, id, dir string
+	user                  string // the application's submitter
 	attemptProto          *hadoopproto.ApplicationAttemptIdProto
 	token                 token.Token
 	cmd                   *exec.Cmd
 	registered, finished  bool
+	ended                 bool // the AM container has exited
+	sched                 attemptSched
 	exited                chan struct{}
 	exitErr               error
 }
@@ -89,7 +113,16 @@ func New(opts Options) (*Cluster, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = 10 * time.Millisecond
 	}
-	c := &Cluster{RM: rmtest.New(opts.RM), opts: opts, attempts: map[string]*container{}, containers: map[string]*container{}}
+	if opts.MaxContainers <= 0 {
+		opts.MaxContainers = 8
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = 250 * time.Millisecond
+	}
+	c := &Cluster{
+		RM: rmtest.New(opts.RM), opts: opts, attempts: map[string]*container{}, containers: map[string]*container{},
+		workers: map[string]*worker{}, nextSeq: map[string]int64{}, nmTokens: map[string]*container{},
+	}
 	sched, err := ipctest.NewServer(ipctest.Options{Secrets: c.secret})
 	if err != nil {
 		c.RM.Close()
@@ -100,6 +133,20 @@ func New(opts Options) (*Cluster, error) {
 	ipctest.Handle(sched, p, hadoopproto.MethodRegisterApplicationMaster, c.register)
 	ipctest.Handle(sched, p, hadoopproto.MethodAllocate, c.allocate)
 	ipctest.Handle(sched, p, hadoopproto.MethodFinishApplicationMaster, c.finish)
+	nmSrv, err := ipctest.NewServer(ipctest.Options{Secrets: c.nmSecret})
+	if err != nil {
+		sched.Close()
+		c.RM.Close()
+		return nil, err
+	}
+	c.nm = nmSrv
+	_, port, _ := net.SplitHostPort(nmSrv.Addr())
+	n, _ := strconv.Atoi(port)
+	c.nmPort = int32(n)
+	p = hadoopproto.ContainerManagementProtocolName
+	ipctest.Handle(nmSrv, p, hadoopproto.MethodStartContainers, c.startContainers)
+	ipctest.Handle(nmSrv, p, hadoopproto.MethodGetContainerStatuses, c.getContainerStatuses)
+	ipctest.Handle(nmSrv, p, hadoopproto.MethodStopContainers, c.stopContainers)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.wg.Go(func() { c.nodeManager(ctx) })
@@ -131,17 +178,25 @@ func (c *Cluster) PID(appID string) int {
 // Close kills every container and stops the servers.
 func (c *Cluster) Close() {
 	c.cancel()
+	// No more calls: nothing new starts.
+	c.sched.Close()
+	c.nm.Close()
 	c.mu.Lock()
 	var all []*container
-	for _, ct := range c.attempts { // every container ever started
+	for _, ct := range c.attempts { // every AM container ever started
 		all = append(all, ct)
+	}
+	for _, w := range c.workers {
+		if w.pid != 0 {
+			// The whole group, even after its leader exited.
+			_ = syscall.Kill(-w.pid, syscall.SIGKILL)
+		}
 	}
 	c.mu.Unlock()
 	for _, ct := range all {
 		ct.kill()
 	}
 	c.wg.Wait()
-	c.sched.Close()
 	c.RM.Close()
 }
 
@@ -183,6 +238,8 @@ func (c *Cluster) register(_ context.Context, call ipctest.CallInfo, req *hadoop
 	c.mu.Lock()
 	already := ct.registered
 	ct.registered = true
+	// Registering resets the responseId protocol (§6.4.1).
+	ct.sched.lastID, ct.sched.last = 0, nil
 	c.mu.Unlock()
 	if !already {
 		if err := c.RM.RegisterAttemptRPC(ct.app, req.GetHost(), int64(req.GetRpcPort()), req.GetTrackingUrl()); err != nil {
@@ -190,26 +247,8 @@ func (c *Cluster) register(_ context.Context, call ipctest.CallInfo, req *hadoop
 		}
 	}
 	return &hadoopproto.RegisterApplicationMasterResponseProto{
-		MaximumCapability: &hadoopproto.ResourceProto{Memory: proto.Int64(8192), VirtualCores: proto.Int32(8)},
+		MaximumCapability: &hadoopproto.ResourceProto{Memory: proto.Int64(maxAllocationMB), VirtualCores: proto.Int32(maxVCores)},
 		Queue:             proto.String("default"),
-	}, nil
-}
-
-func (c *Cluster) allocate(_ context.Context, call ipctest.CallInfo, req *hadoopproto.AllocateRequestProto) (*hadoopproto.AllocateResponseProto, error) {
-	ct, err := c.byUser(call.User)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	registered := ct.registered
-	c.mu.Unlock()
-	if !registered {
-		return nil, exception(amrm.ClassNotRegistered, "AM is not registered for known application attempt: "+call.User)
-	}
-	return &hadoopproto.AllocateResponseProto{
-		ResponseId:      proto.Int32((req.GetResponseId() + 1) & 0x7fffffff),
-		Limit:           &hadoopproto.ResourceProto{Memory: proto.Int64(4096), VirtualCores: proto.Int32(4)},
-		NumClusterNodes: proto.Int32(1),
 	}, nil
 }
 
@@ -282,12 +321,11 @@ func (c *Cluster) launch(s rmtest.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	pw := make([]byte, 20)
-	rand.Read(pw)
 	ct := &container{
-		app: s.ID, attempt: hadoopproto.AttemptIDString(attemptProto), id: at.ContainerID,
+		app: s.ID, attempt: hadoopproto.AttemptIDString(attemptProto), id: at.ContainerID, user: s.User,
 		dir: filepath.Join(c.opts.Dir, at.ContainerID), attemptProto: attemptProto,
-		token:  token.Token{Identifier: ident, Password: pw, Kind: token.KindAMRM, Service: c.sched.Addr()},
+		token:  token.Token{Identifier: ident, Password: randomBytes(20), Kind: token.KindAMRM, Service: c.sched.Addr()},
+		sched:  attemptSched{asks: map[askKey]int32{}},
 		exited: make(chan struct{}),
 	}
 	logDir := filepath.Join(ct.dir, "logs")
@@ -319,7 +357,7 @@ func (c *Cluster) launch(s rmtest.Snapshot) error {
 		env = append(env, k+"="+v)
 	}
 	env = append(env,
-		"CONTAINER_ID="+ct.id, "NM_HOST=127.0.0.1", "NM_PORT=45454", "NM_HTTP_PORT=8042",
+		"CONTAINER_ID="+ct.id, "NM_HOST="+nodeHost, "NM_PORT="+strconv.Itoa(int(c.nmPort)), "NM_HTTP_PORT="+strconv.Itoa(nmHTTPPort),
 		"HADOOP_TOKEN_FILE_LOCATION="+tokenFile, "LOG_DIRS="+logDir, "PWD="+ct.dir,
 		"APPLICATION_WEB_PROXY_BASE=/proxy/"+s.ID, "APP_SUBMIT_TIME_ENV="+fmt.Sprint(time.Now().UnixMilli()),
 	)
@@ -327,15 +365,18 @@ func (c *Cluster) launch(s rmtest.Snapshot) error {
 		env = append(env, amrm.EnvSchedulerAddress+"="+c.sched.Addr())
 	}
 	cmd.Env = env
+	// Published and started under the lock: the AM's first call must find
+	// its attempt, and readers of ct.cmd take the lock.
 	c.mu.Lock()
 	c.attempts[ct.attempt] = ct
 	c.containers[s.ID] = ct
 	c.launches = append(c.launches, Launch{ApplicationID: s.ID, AttemptID: ct.attempt, ContainerID: ct.id, Dir: ct.dir, Started: time.Now()})
+	ct.cmd = cmd
+	err = cmd.Start()
 	c.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return err
 	}
-	ct.cmd = cmd
 	c.wg.Go(func() { c.follow(ct) })
 	return nil
 }
@@ -346,6 +387,7 @@ func (c *Cluster) follow(ct *container) {
 	close(ct.exited)
 	c.mu.Lock()
 	finished := ct.finished
+	c.endAttemptLocked(ct)
 	c.mu.Unlock()
 	if finished {
 		_ = c.RM.AMContainerExited(ct.app)
@@ -389,8 +431,13 @@ func localize(dir, link string, lr rmtest.LocalResource) error {
 		}
 		p = u.Path
 	}
-	if _, err := os.Stat(p); err != nil {
+	return linkResource(dir, link, p)
+}
+
+// linkResource links the file or directory at path into dir as link.
+func linkResource(dir, link, path string) error {
+	if _, err := os.Stat(path); err != nil {
 		return err
 	}
-	return os.Symlink(p, filepath.Join(dir, link))
+	return os.Symlink(path, filepath.Join(dir, link))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/jobrunner"
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
+	"github.com/tidewatch/tidewatch/yarn/am"
 	"github.com/tidewatch/tidewatch/yarn/amrm"
 	"github.com/tidewatch/tidewatch/yarn/hdfs"
 	"github.com/tidewatch/tidewatch/yarn/rm"
@@ -174,6 +175,13 @@ func (d *Deployer) Deploy(ctx context.Context, req deploy.Request) (deploy.Handl
 	}
 
 	env := map[string]string{"HADOOP_USER_NAME": d.cfg.User}
+	// The AM starts worker containers from the same files.
+	if env[am.EnvLocalResources], err = am.EncodeLocalResources(staged.Resources); err != nil {
+		if cerr := d.stager.Cleanup(ctx, appID); cerr != nil {
+			log.WithError(cerr).Warn("could not remove the staging directory of an application not submitted")
+		}
+		return deploy.Handle{}, fmt.Errorf("yarn: local resources of %s: %w", appID, err)
+	}
 	if len(d.cfg.SchedulerAddresses) > 0 {
 		env[EnvSchedulerAddress] = strings.Join(d.cfg.SchedulerAddresses, ",")
 	}

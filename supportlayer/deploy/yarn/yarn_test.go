@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/tidewatch/tidewatch/supportlayer/deploy"
+	"github.com/tidewatch/tidewatch/yarn/am"
 	"github.com/tidewatch/tidewatch/yarn/hdfs"
 	"github.com/tidewatch/tidewatch/yarn/rm"
 	"github.com/tidewatch/tidewatch/yarn/rm/rmtest"
@@ -209,8 +210,14 @@ func TestDeployRunFinish(t *testing.T) {
 	if len(app.Commands) != 1 || app.Commands[0] != wantCmd {
 		t.Errorf("commands = %q\nwant       %q", app.Commands, wantCmd)
 	}
-	if len(app.Environment) != 1 || app.Environment["HADOOP_USER_NAME"] != testUser {
+	if len(app.Environment) != 2 || app.Environment["HADOOP_USER_NAME"] != testUser {
 		t.Errorf("environment = %v", app.Environment)
+	}
+	// The AM gets its own local resources, to start worker containers with.
+	passed, err := am.LocalResources(func(string) string { return app.Environment[am.EnvLocalResources] })
+	if err != nil || len(passed) != 2 || passed["tidewatch"].URL != app.LocalResources["tidewatch"].URL ||
+		passed["job.yaml"].Timestamp != app.LocalResources["job.yaml"].Timestamp {
+		t.Errorf("%s passes %+v (%v), want the AM's local resources", am.EnvLocalResources, passed, err)
 	}
 	bin, spec := app.LocalResources["tidewatch"], app.LocalResources["job.yaml"]
 	if len(app.LocalResources) != 2 || !strings.Contains(bin.URL, testStaging+"/.tidewatch/bin/") || bin.Visibility != "PRIVATE" ||

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/tidewatch/tidewatch/jobrunner"
+	"github.com/tidewatch/tidewatch/yarn/am"
+	"github.com/tidewatch/tidewatch/yarn/amrm"
+	"github.com/tidewatch/tidewatch/yarn/nm"
+)
+
+// newWorkerCommand is `tidewatch worker`: one worker container's share of a
+// job spread over YARN containers (see jobrunner.Layout). The AM starts it.
+func newWorkerCommand() *cobra.Command {
+	f := &runtimeFlags{opts: jobrunner.DefaultMasterOptions()}
+	f.opts.SetMemoryLimit = true
+	var container int
+	var master string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker container's share of a job (started by the job's ApplicationMaster on YARN)",
+		Long: `Run worker container K's keyed subtasks of the job: every container reads
+the whole input and keeps the records of its own subtasks' key groups, and
+checkpoints its share in a directory of its own under --checkpoint-dir.
+The AM stops the worker through its NodeManager (SIGTERM: the worker ends
+after a final checkpoint) when the job ends; the worker also stops by itself
+if the job master at --master reports the job CANCELED or FAILED, or cannot
+be reached for five minutes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if container < 1 {
+				return fmt.Errorf("--container: must be at least 1 (0 is the AM), got %d", container)
+			}
+			if master == "" {
+				return errors.New("--master: the job master's URL is required")
+			}
+			opts, _, err := jobrunner.InContainer(f.opts, container)
+			if err != nil {
+				return err
+			}
+			opts.Log = log.WithField("container", container)
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			go followMaster(ctx, cancel, master, opts.JobID, opts.Log)
+			return jobrunner.RunMaster(ctx, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.opts.SpecFile, "spec", "", "job spec file (YAML or JSON)")
+	fl.StringVar(&f.opts.JobID, "job-id", "", "job id, 32 lower-case hex characters")
+	fl.IntVar(&container, "container", 0, "this worker's container number, 1 or more")
+	fl.StringVar(&master, "master", "", "URL of the job master (the AM's REST endpoint)")
+	_ = cmd.MarkFlagRequired("spec")
+	_ = cmd.MarkFlagRequired("job-id")
+	f.register(cmd)
+	return cmd
+}
+
+// masterGone is how long a worker goes on without reaching its job master.
+// (When the AM's attempt ends, YARN stops the attempt's containers anyway.)
+const masterGone = 5 * time.Minute
+
+// followMaster polls the job master and cancels the worker's job (which
+// ends it after a final checkpoint) once the job there is CANCELED or
+// FAILED, or the master has been unreachable for masterGone. (A FINISHED
+// job master may be waiting for the workers of a bounded job.)
+func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID string, log *logrus.Entry) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	lastSeen := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := masterState(ctx, client, master, jobID)
+		switch {
+		case err != nil && time.Since(lastSeen) > masterGone:
+			log.WithError(err).Error("the job master has been unreachable too long: stopping")
+			cancel()
+			return
+		case err != nil:
+			continue
+		case st == string(jobrunner.StatusCanceled) || st == string(jobrunner.StatusFailed):
+			log.WithField("masterState", st).Info("the job master's job has ended: stopping after a final checkpoint")
+			cancel()
+			return
+		}
+		lastSeen = time.Now()
+	}
+}
+
+func masterState(ctx context.Context, client *http.Client, master, jobID string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, master+"/jobs/"+jobID, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /jobs/%s: %s", jobID, resp.Status)
+	}
+	var body struct {
+		State string `json:"state"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", err
+	}
+	return body.State, nil
+}
+
+// workerOptions are the AM's WorkerOptions for a job laid out over
+// l.Containers containers: worker k runs `tidewatch worker --container k`
+// from the AM's own local resources (the staged binary and spec).
+func workerOptions(opts jobrunner.MasterOptions, l jobrunner.Layout, baseCheckpointDir string, memoryMB int64, masterURL func() string) (*am.WorkerOptions, error) {
+	resources, err := am.LocalResources(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	binary := filepath.Base(os.Args[0])
+	spec := filepath.Base(opts.SpecFile)
+	for _, link := range []string{binary, spec} {
+		if _, ok := resources[link]; !ok {
+			return nil, fmt.Errorf("am: %s has no %q to give worker containers", am.EnvLocalResources, link)
+		}
+	}
+	env := map[string]string{}
+	for _, k := range []string{"HADOOP_USER_NAME"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	return &am.WorkerOptions{
+		Count:    l.Containers - 1,
+		Resource: amrm.Resource{MemoryMB: memoryMB, VCores: int32(l.Slots)},
+		Launch: func(k int) (nm.LaunchContext, error) {
+			command := fmt.Sprintf("./%s worker --spec %s --job-id %s --container %d --master %s --work-dir . --checkpoint-dir %s --listen 0.0.0.0:0 --log-format json 1><LOG_DIR>/worker.log 2>&1",
+				binary, spec, opts.JobID, k, masterURL(), baseCheckpointDir)
+			return nm.LaunchContext{LocalResources: resources, Environment: env, Commands: []string{command}}, nil
+		},
+	}, nil
+}

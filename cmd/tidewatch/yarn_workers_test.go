@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidewatch/tidewatch/yarn/am"
+	"github.com/tidewatch/tidewatch/yarn/rm"
+	"github.com/tidewatch/tidewatch/yarn/yarntest"
+)
+
+// TestYARNWorkers runs the bounded exactly-once job, whose keyed parallelism
+// (2) exceeds its container's vcores (1), as a YARN application on the fake
+// cluster: the AM asks for a worker container and starts `tidewatch worker`
+// in it through the NodeManager; the worker is SIGKILLed mid-run, reported
+// lost, and replaced by a new container that resumes from the worker's own
+// checkpoints; the AM waits for the worker to finish its share and ends the
+// application SUCCEEDED. The committed output equals a one-process run's.
+func TestYARNWorkers(t *testing.T) {
+	ref := newEOJob(t, "reference")
+	want := ref.runToEnd(1, "latest", 2*time.Minute)
+
+	j := newEOJob(t, "yarn")
+	cluster, client := newFakeYARN(t, t.TempDir())
+	ctx := context.Background()
+	resources := map[string]rm.LocalResource{"tidewatch": fileResource(t, executable(t)), "job.yaml": fileResource(t, j.spec)}
+	encoded, err := am.EncodeLocalResources(resources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := client.NewApplication(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = client.Submit(ctx, &rm.ApplicationSubmission{
+		ApplicationID: app.ApplicationID, Name: "workers", ApplicationType: "TIDEWATCH", Queue: "default",
+		MaxAppAttempts: 1, Resource: rm.Resource{MemoryMB: 1024, VCores: 1},
+		AMContainerSpec: rm.ContainerLaunchContext{
+			LocalResources: resources,
+			Environment:    map[string]string{am.EnvLocalResources: encoded},
+			Commands: []string{fmt.Sprintf("./tidewatch am --spec job.yaml --job-id %s --attempt 1 --work-dir . --checkpoint-dir %s "+
+				"--listen 127.0.0.1:0 --restore latest --log-format json 1><LOG_DIR>/jobmaster.log 2>&1", j.jobID, j.ckptDir)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string {
+		var b strings.Builder
+		for _, l := range cluster.Launches() {
+			data, _ := os.ReadFile(filepath.Join(l.Dir, "logs", "jobmaster.log"))
+			fmt.Fprintf(&b, "--- AM %s:\n%s", l.ContainerID, tail(string(data), 3000))
+		}
+		for _, w := range cluster.WorkerContainers(app.ApplicationID) {
+			data, _ := os.ReadFile(filepath.Join(w.Dir, "logs", "worker.log"))
+			fmt.Fprintf(&b, "--- worker %s (exit %d, %s):\n%s", w.ID, w.ExitStatus, w.Diagnostics, tail(string(data), 3000))
+		}
+		return b.String()
+	}
+	waitFor := func(what string, limit time.Duration, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(limit); !ok(); time.Sleep(10 * time.Millisecond) {
+			a, err := client.Application(ctx, app.ApplicationID)
+			if err == nil && rm.IsFinalState(a.State) {
+				t.Fatalf("waiting for %s: the application ended %s/%s: %s\n%s", what, a.State, a.FinalStatus, a.Diagnostics, logs())
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\n%s", what, logs())
+			}
+		}
+	}
+	running := func() []yarntest.WorkerContainer {
+		var out []yarntest.WorkerContainer
+		for _, w := range cluster.WorkerContainers(app.ApplicationID) {
+			if !w.Completed {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+
+	// The worker checkpoints its share in a directory of its own; kill it
+	// once it has a checkpoint there, while the job still has input to read.
+	var first yarntest.WorkerContainer
+	waitFor("a worker container", time.Minute, func() bool {
+		r := running()
+		if len(r) == 1 {
+			first = r[0]
+		}
+		return len(r) == 1
+	})
+	workerCkpts := filepath.Join(j.ckptDir, "container-1-subtasks-1-1-of-2")
+	waitFor("a checkpoint of the worker", time.Minute, func() bool {
+		m, _ := filepath.Glob(filepath.Join(workerCkpts, "chk-*", "_metadata"))
+		return len(m) > 0
+	})
+	if err := cluster.KillContainer(first.ID); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitFor("a replacement worker", time.Minute, func() bool {
+		r := running()
+		return len(r) == 1 && r[0].ID != first.ID
+	})
+	t.Logf("worker SIGKILL → replacement container started: %s", time.Since(killed).Round(time.Millisecond))
+
+	// The job master lists its workers.
+	a, err := client.Application(ctx, app.ApplicationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the job master to list the replacement", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + a.AMRPCAddress + "/jobs/" + j.jobID + "/workers")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct{ Workers []am.WorkerStatus }
+		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Workers) != 1 {
+			return false
+		}
+		w := body.Workers[0]
+		return w.Index == 1 && w.Launches == 2 && strings.Contains(w.LastExit, "137")
+	})
+
+	var final *rm.Application
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		a, err := client.Application(ctx, app.ApplicationID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rm.IsFinalState(a.State) {
+			final = a
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the application did not end: %s\n%s", a.State, logs())
+		}
+	}
+	if final.State != "FINISHED" || final.FinalStatus != "SUCCEEDED" {
+		t.Fatalf("application ended %s/%s: %s\n%s", final.State, final.FinalStatus, final.Diagnostics, logs())
+	}
+	ws := cluster.WorkerContainers(app.ApplicationID)
+	if len(ws) != 2 || ws[0].ExitStatus != 137 || ws[1].ExitStatus != 0 {
+		t.Errorf("worker containers %+v, want a killed one (137) and its replacement (0)", ws)
+	}
+	checkSameOutput(t, "AM and worker containers", want.lines, j.output())
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}

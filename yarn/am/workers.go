@@ -1,0 +1,378 @@
+package am
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/tidewatch/tidewatch/yarn/amrm"
+	"github.com/tidewatch/tidewatch/yarn/hadoopproto"
+	"github.com/tidewatch/tidewatch/yarn/nm"
+	"github.com/tidewatch/tidewatch/yarn/rm"
+	"github.com/tidewatch/tidewatch/yarn/token"
+)
+
+// WorkerOptions make a Session keep worker containers running: Count of
+// them, numbered 1 to Count (the AM's own container is 0).
+type WorkerOptions struct {
+	Count    int
+	Resource amrm.Resource
+	// Priority of the asks (default 1; the AM container has 0).
+	Priority int32
+	// Launch returns the launch context of worker k.
+	Launch func(k int) (nm.LaunchContext, error)
+	// MaxFailures is how many times workers may end in failure before the
+	// session gives up (default 10); Failed is then called once.
+	MaxFailures int
+	Failed      func(err error)
+	// NodeManager opens a client to a NodeManager (default nm.New).
+	NodeManager func(nm.Options) (NodeManager, error)
+}
+
+// NodeManager is the part of nm.Client a Session uses.
+type NodeManager interface {
+	StartContainers(ctx context.Context, reqs []nm.StartRequest) (*nm.StartResult, error)
+	StopContainers(ctx context.Context, ids []*hadoopproto.ContainerIdProto) ([]*hadoopproto.ContainerIdProto, []*nm.ContainerError, error)
+	Close() error
+}
+
+// WorkerState is where a worker is.
+type WorkerState string
+
+const (
+	WorkerRequested WorkerState = "REQUESTED" // asked for, no container yet
+	WorkerRunning   WorkerState = "RUNNING"   // its container was started
+	WorkerFinished  WorkerState = "FINISHED"  // exited with status 0: its share is done
+	WorkerStopped   WorkerState = "STOPPED"   // ended while the session stopped
+)
+
+// WorkerStatus describes one worker for the job master's REST API.
+type WorkerStatus struct {
+	Index       int         `json:"index"`
+	State       WorkerState `json:"state"`
+	ContainerID string      `json:"containerId,omitempty"`
+	Node        string      `json:"node,omitempty"`
+	Started     int64       `json:"startTime,omitempty"` // ms since the epoch
+	// Launches counts the containers this worker has had; LastExit is how
+	// the previous one ended.
+	Launches int    `json:"launches"`
+	LastExit string `json:"lastExit,omitempty"`
+}
+
+// workers is the Session's bookkeeping of worker containers. The heartbeat
+// goroutine changes it; Workers reads it.
+type workers struct {
+	opts WorkerOptions
+	log  *logrus.Entry
+
+	mu       sync.Mutex
+	slots    []*workerSlot // by index - 1
+	nms      map[string]NodeManager
+	failures int
+	gaveUp   bool
+	// stopping: no more asks or replacements; the session is ending.
+	stopping bool
+}
+
+type workerSlot struct {
+	status    WorkerStatus
+	container *hadoopproto.ContainerProto
+}
+
+func newWorkers(opts WorkerOptions, log *logrus.Entry) *workers {
+	if opts.Priority == 0 {
+		opts.Priority = 1
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = 10
+	}
+	if opts.NodeManager == nil {
+		opts.NodeManager = func(o nm.Options) (NodeManager, error) { return nm.New(o) }
+	}
+	w := &workers{opts: opts, log: log.WithField("component", "workers"), nms: map[string]NodeManager{}}
+	for k := 1; k <= opts.Count; k++ {
+		w.slots = append(w.slots, &workerSlot{status: WorkerStatus{Index: k, State: WorkerRequested}})
+	}
+	return w
+}
+
+// asks is what to ask the RM for in the next heartbeat: the total number of
+// containers still wanted (YARN's asks are absolute, not increments).
+func (w *workers) asks() []amrm.Ask {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	if !w.stopping && !w.gaveUp {
+		for _, s := range w.slots {
+			if s.status.State == WorkerRequested {
+				n++
+			}
+		}
+	}
+	return []amrm.Ask{{Priority: w.opts.Priority, Capability: w.opts.Resource, NumContainers: int32(n)}}
+}
+
+// allocated launches workers in newly allocated containers and returns the
+// containers it has no use for, to release.
+func (w *workers) allocated(ctx context.Context, cs []*hadoopproto.ContainerProto, nmToken func(node string) (token.Token, bool)) []*hadoopproto.ContainerIdProto {
+	var release []*hadoopproto.ContainerIdProto
+	for _, c := range cs {
+		s := w.claim(c)
+		if s == nil {
+			release = append(release, c.GetId())
+			continue
+		}
+		if err := w.launch(ctx, s, c, nmToken); err != nil {
+			w.log.WithError(err).WithFields(logrus.Fields{"worker": s.status.Index, "container": hadoopproto.ContainerIDString(c.GetId())}).Warn("cannot start a worker; asking for another container")
+			release = append(release, c.GetId())
+			w.lost(s, "start failed: "+err.Error())
+		}
+	}
+	return release
+}
+
+// claim gives container c to a worker waiting for one, or returns nil.
+func (w *workers) claim(c *hadoopproto.ContainerProto) *workerSlot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping || w.gaveUp {
+		return nil
+	}
+	for _, s := range w.slots {
+		if s.status.State == WorkerRequested && s.container == nil {
+			s.container = c
+			s.status.ContainerID = hadoopproto.ContainerIDString(c.GetId())
+			s.status.Node = amrm.NodeAddr(c.GetNodeId())
+			return s
+		}
+	}
+	return nil
+}
+
+func (w *workers) launch(ctx context.Context, s *workerSlot, c *hadoopproto.ContainerProto, nmToken func(string) (token.Token, bool)) error {
+	node := amrm.NodeAddr(c.GetNodeId())
+	lc, err := w.opts.Launch(s.status.Index)
+	if err != nil {
+		return err
+	}
+	client, err := w.nodeManager(node, nmToken)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := client.StartContainers(ctx, []nm.StartRequest{{Container: c, Launch: lc}})
+	if err != nil {
+		w.dropNodeManager(node)
+		return err
+	}
+	if len(res.Failed) > 0 {
+		return res.Failed[0]
+	}
+	w.mu.Lock()
+	s.status.State = WorkerRunning
+	s.status.Started = time.Now().UnixMilli()
+	s.status.Launches++
+	w.mu.Unlock()
+	w.log.WithFields(logrus.Fields{"worker": s.status.Index, "container": s.status.ContainerID, "node": node}).Info("started worker container")
+	return nil
+}
+
+// nodeManager returns the client of node, connecting with the NM token the
+// RM issued for it.
+func (w *workers) nodeManager(node string, nmToken func(string) (token.Token, bool)) (NodeManager, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c, ok := w.nms[node]; ok {
+		return c, nil
+	}
+	tok, ok := nmToken(node)
+	if !ok {
+		return nil, fmt.Errorf("am: no NM token for node %s", node)
+	}
+	c, err := w.opts.NodeManager(nm.Options{Addr: node, Token: tok, Logger: w.log})
+	if err != nil {
+		return nil, err
+	}
+	w.nms[node] = c
+	return c, nil
+}
+
+func (w *workers) dropNodeManager(node string) {
+	w.mu.Lock()
+	c := w.nms[node]
+	delete(w.nms, node)
+	w.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// completed records the end of containers. A worker whose container exited
+// with 0 has finished its share (a bounded job, or a stop); any other end
+// is a failure, and the worker is asked for again.
+func (w *workers) completed(statuses []*hadoopproto.ContainerStatusProto) {
+	for _, st := range statuses {
+		id := hadoopproto.ContainerIDString(st.GetContainerId())
+		w.mu.Lock()
+		i := slices.IndexFunc(w.slots, func(s *workerSlot) bool { return s.container != nil && s.status.ContainerID == id })
+		w.mu.Unlock()
+		if i < 0 {
+			continue // a released container
+		}
+		s := w.slots[i]
+		exit := fmt.Sprintf("%s: %s", nm.ExitStatusName(st.GetExitStatus()), st.GetDiagnostics())
+		log := w.log.WithFields(logrus.Fields{"worker": s.status.Index, "container": id, "exitStatus": st.GetExitStatus()})
+		w.mu.Lock()
+		stopping := w.stopping
+		w.mu.Unlock()
+		switch {
+		case st.GetExitStatus() == nm.ExitSuccess || stopping:
+			state := WorkerFinished
+			if stopping {
+				state = WorkerStopped
+			}
+			w.mu.Lock()
+			s.status.State, s.status.LastExit, s.container = state, exit, nil
+			w.mu.Unlock()
+			log.Info("worker ended")
+			continue
+		}
+		log.WithField("diagnostics", st.GetDiagnostics()).Warn("worker container lost; asking for a new one")
+		w.lost(s, exit)
+	}
+}
+
+// lost puts a worker back to REQUESTED after a failure.
+func (w *workers) lost(s *workerSlot, exit string) {
+	w.mu.Lock()
+	s.status.State, s.status.LastExit, s.container = WorkerRequested, exit, nil
+	s.status.ContainerID, s.status.Node = "", ""
+	w.failures++
+	giveUp := w.failures > w.opts.MaxFailures && !w.gaveUp && !w.stopping
+	if giveUp {
+		w.gaveUp = true
+	}
+	w.mu.Unlock()
+	if giveUp && w.opts.Failed != nil {
+		w.opts.Failed(fmt.Errorf("am: workers failed %d times (last: worker %d, %s)", w.failures, s.status.Index, exit))
+	}
+}
+
+// status lists the workers.
+func (w *workers) status() []WorkerStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]WorkerStatus, len(w.slots))
+	for i, s := range w.slots {
+		out[i] = s.status
+	}
+	return out
+}
+
+// finished reports whether every worker has finished its share, and
+// whether the session gave up on them.
+func (w *workers) finished() (done, gaveUp bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.slots {
+		if s.status.State != WorkerFinished {
+			return false, w.gaveUp
+		}
+	}
+	return true, w.gaveUp
+}
+
+// running lists the containers of running workers by node.
+func (w *workers) running() map[string][]*hadoopproto.ContainerIdProto {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string][]*hadoopproto.ContainerIdProto{}
+	for _, s := range w.slots {
+		if s.container != nil && s.status.State == WorkerRunning {
+			out[s.status.Node] = append(out[s.status.Node], s.container.GetId())
+		}
+	}
+	return out
+}
+
+// stopContainers stops the running workers' containers through their NMs.
+func (w *workers) stopContainers(ctx context.Context, nmToken func(string) (token.Token, bool)) error {
+	var errs []error
+	for node, ids := range w.running() {
+		c, err := w.nodeManager(node, nmToken)
+		if err == nil {
+			_, failed, serr := c.StopContainers(ctx, ids)
+			err = serr
+			for _, f := range failed {
+				errs = append(errs, f)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stopping workers on %s: %w", node, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *workers) close() {
+	w.mu.Lock()
+	nms := w.nms
+	w.nms = map[string]NodeManager{}
+	w.mu.Unlock()
+	for _, c := range nms {
+		c.Close()
+	}
+}
+
+// EnvLocalResources passes the AM container's local resources to the AM,
+// which gives worker containers the same: base64 of a JSON object from link
+// name to rm.LocalResource (base64, because the NodeManager writes
+// environment values into a shell script unescaped).
+const EnvLocalResources = "TIDEWATCH_LOCAL_RESOURCES"
+
+// EncodeLocalResources is the EnvLocalResources value of rs.
+func EncodeLocalResources(rs map[string]rm.LocalResource) (string, error) {
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// LocalResources decodes EnvLocalResources into the NodeManager's form.
+func LocalResources(getenv func(string) string) (map[string]nm.LocalResource, error) {
+	v := getenv(EnvLocalResources)
+	if v == "" {
+		return nil, fmt.Errorf("am: %s is not set: the deployer passes the AM's local resources there for worker containers", EnvLocalResources)
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("am: %s: %w", EnvLocalResources, err)
+	}
+	var rs map[string]rm.LocalResource
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, fmt.Errorf("am: %s: %w", EnvLocalResources, err)
+	}
+	out := make(map[string]nm.LocalResource, len(rs))
+	for link, r := range rs {
+		typ, ok := hadoopproto.LocalResourceTypeProto_value[string(r.Type)]
+		if !ok {
+			return nil, fmt.Errorf("am: %s: resource %q has type %q", EnvLocalResources, link, r.Type)
+		}
+		vis, ok := hadoopproto.LocalResourceVisibilityProto_value[string(r.Visibility)]
+		if !ok {
+			return nil, fmt.Errorf("am: %s: resource %q has visibility %q", EnvLocalResources, link, r.Visibility)
+		}
+		out[link] = nm.LocalResource{URL: r.URL, Size: r.Size, Timestamp: r.Timestamp,
+			Type: nm.ResourceType(typ), Visibility: nm.Visibility(vis), Pattern: r.Pattern}
+	}
+	return out, nil
+}
