@@ -50,9 +50,18 @@ func startMaster(t *testing.T, dir string) (base, jid string, wait func() error)
 // cancelled when the test ends.
 func startMasterSpec(t *testing.T, dir, specText string) (base, jid string, wait func() error) {
 	t.Helper()
+	return startMasterWith(t, dir, specText, nil)
+}
+
+// startMasterWith is startMasterSpec with options changed by set, if not nil.
+func startMasterWith(t *testing.T, dir, specText string, set func(*MasterOptions)) (base, jid string, wait func() error) {
+	t.Helper()
 	spec := writeSpecFile(t, dir, specText)
 	o := masterOpts(t, dir, spec)
 	o.Registry = prometheus.NewRegistry()
+	if set != nil {
+		set(&o)
+	}
 	started := make(chan MasterInfo, 1)
 	o.Started = func(info MasterInfo) { started <- info }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -465,4 +474,50 @@ func TestRESTTerminalJob(t *testing.T) {
 func jsonNum(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// A job master running one container's share of a job spread over
+// containers refuses savepoints, and its stop ends the job after a
+// checkpoint of its share, in the share's own directory.
+func TestRESTSharedJobStopsWithoutSavepoint(t *testing.T) {
+	dir := t.TempDir()
+	var layout Layout
+	base, jid, wait := startMasterWith(t, dir, "parallelism: 2\n"+strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1), func(o *MasterOptions) {
+		var err error
+		if *o, layout, err = InContainer(*o, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if layout.Containers != 2 {
+		t.Fatalf("layout %+v, want 2 containers", layout)
+	}
+	job := base + "/jobs/" + jid
+	if status, body := call(t, "GET", job+"/workers", ""); status != 200 || len(body["workers"].([]any)) != 0 {
+		t.Errorf("GET workers: %d %v", status, body)
+	}
+	status, trig := call(t, "POST", job+"/savepoints", `{}`)
+	if status != 202 {
+		t.Fatalf("POST savepoints: %d %v", status, trig)
+	}
+	var sp map[string]any
+	poll(t, "savepoint refusal", func() bool {
+		_, sp = call(t, "GET", job+"/savepoints/"+trig["request-id"].(string), "")
+		return obj(t, sp["status"])["id"] == "COMPLETED"
+	})
+	if fc := obj(t, obj(t, sp["operation"])["failure-cause"]); !strings.Contains(fc["stack-trace"].(string), "spread over several containers") {
+		t.Errorf("savepoint of a share: %v", sp)
+	}
+	if status, trig = call(t, "POST", job+"/stop", `{}`); status != 202 {
+		t.Fatalf("POST stop: %d %v", status, trig)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("RunMaster after stop: %v", err)
+	}
+	if r := readResult(t, dir); r.State != StatusFinished || r.Savepoint != "" {
+		t.Fatalf("result after stop = %+v, want FINISHED without a savepoint", r)
+	}
+	share := layout.CheckpointDir(filepath.Join(dir, "checkpoints"), 1)
+	if m, _ := filepath.Glob(filepath.Join(share, "chk-*", "_metadata")); len(m) == 0 {
+		t.Errorf("no checkpoint in the share's directory %s", share)
+	}
 }

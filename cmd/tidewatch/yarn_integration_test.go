@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"github.com/tidewatch/tidewatch/jobrunner/connectors"
 	"github.com/tidewatch/tidewatch/supportlayer"
 	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
+	"github.com/tidewatch/tidewatch/yarn/am"
 	"github.com/tidewatch/tidewatch/yarn/rm"
 )
 
@@ -32,43 +36,9 @@ import (
 // FINISHED/SUCCEEDED with a savepoint, and the staging directory is removed.
 // Every failure says what the cluster answered.
 func TestYARNCluster(t *testing.T) {
-	rmURL, nn := os.Getenv("TIDEWATCH_RM"), os.Getenv("TIDEWATCH_NAMENODE")
-	if rmURL == "" || nn == "" {
-		t.Skip("set TIDEWATCH_RM (http://host:8088) and TIDEWATCH_NAMENODE (host:port) to run against a real cluster")
-	}
+	e, base, root, fsys := yarnClusterDaemon(t)
+	rmURL := e.opts.Yarn.ResourceManager[0]
 	ctx := context.Background()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tidewatch")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building tidewatch: %v\n%s", err, out)
-	}
-	base := fmt.Sprintf("hdfs://%s/tmp/tidewatch-it-%d", nn, time.Now().UnixNano())
-	fsys, root, err := connectors.OpenFS(base)
-	if err != nil {
-		t.Fatalf("HDFS at %s: %v", nn, err)
-	}
-	defer func() {
-		if err := fsys.RemoveAll(root); err != nil {
-			t.Logf("cleanup %s: %v", base, err)
-		}
-		fsys.Close()
-	}()
-
-	opts := supportlayer.DefaultOptions()
-	opts.Listen = "127.0.0.1:0"
-	opts.DataDir = filepath.Join(dir, "var")
-	opts.Deployer = "yarn"
-	opts.Yarn.ResourceManager = []string{rmURL}
-	opts.Yarn.StagingDir = root + "/staging"
-	opts.HDFS.NameNode = nn
-	opts.Runtime.Binary = bin
-	opts.Checkpoints.Dir = base + "/checkpoints"
-	opts.Watch.Interval = 2 * time.Second
-	opts.Watch.StartTimeout = 3 * time.Minute
-	e := &e2e{t: t, opts: opts}
-	e.startDaemon()
-	defer e.stopDaemon()
 
 	spec := strings.Replace(e2eSpec, "path: output/counts", "path: "+base+"/output", 1)
 	submitted := time.Now()
@@ -159,6 +129,103 @@ func TestYARNCluster(t *testing.T) {
 			break
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// yarnClusterDaemon builds tidewatch and starts a daemon deploying to the
+// real cluster of TIDEWATCH_RM and TIDEWATCH_NAMENODE, with its staging and
+// checkpoints under a fresh HDFS directory (base, root on fsys), removed at
+// the end. It skips the test without the variables.
+func yarnClusterDaemon(t *testing.T) (e *e2e, base, root string, fsys connectors.FS) {
+	rmURL, nn := os.Getenv("TIDEWATCH_RM"), os.Getenv("TIDEWATCH_NAMENODE")
+	if rmURL == "" || nn == "" {
+		t.Skip("set TIDEWATCH_RM (http://host:8088) and TIDEWATCH_NAMENODE (host:port) to run against a real cluster")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tidewatch")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tidewatch: %v\n%s", err, out)
+	}
+	base = fmt.Sprintf("hdfs://%s/tmp/tidewatch-it-%d", nn, time.Now().UnixNano())
+	fsys, root, err := connectors.OpenFS(base)
+	if err != nil {
+		t.Fatalf("HDFS at %s: %v", nn, err)
+	}
+	t.Cleanup(func() {
+		if err := fsys.RemoveAll(root); err != nil {
+			t.Logf("cleanup %s: %v", base, err)
+		}
+		fsys.Close()
+	})
+
+	opts := supportlayer.DefaultOptions()
+	opts.Listen = "127.0.0.1:0"
+	opts.DataDir = filepath.Join(dir, "var")
+	opts.Deployer = "yarn"
+	opts.Yarn.ResourceManager = []string{rmURL}
+	opts.Yarn.StagingDir = root + "/staging"
+	opts.HDFS.NameNode = nn
+	opts.Runtime.Binary = bin
+	opts.Checkpoints.Dir = base + "/checkpoints"
+	opts.Watch.Interval = 2 * time.Second
+	opts.Watch.StartTimeout = 3 * time.Minute
+	e = &e2e{t: t, opts: opts}
+	e.startDaemon()
+	t.Cleanup(e.stopDaemon)
+	return e, base, root, fsys
+}
+
+// TestYARNClusterWorkers runs a job whose keyed parallelism (2) exceeds its
+// vcores (1) on the real cluster: the AM must get a worker container from
+// the RM and start it on its NodeManager; a stop ends the application
+// FINISHED/SUCCEEDED.
+func TestYARNClusterWorkers(t *testing.T) {
+	e, base, _, _ := yarnClusterDaemon(t)
+	ctx := context.Background()
+	spec := "parallelism: 2\n" + strings.Replace(e2eSpec, "path: output/counts", "path: "+base+"/output", 1)
+	j, err := e.api.Submit(ctx, []byte(spec), "workers.yaml")
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	j = e.waitJob(j.ID, "RUNNING", 3*time.Minute, func(j supportlayer.JobView) bool { return j.State == supportlayer.StateRunning })
+	client, err := rm.New(rm.Options{BaseURLs: e.opts.Yarn.ResourceManager, User: os.Getenv("HADOOP_USER_NAME")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := j.Deployment.ApplicationID
+	app, err := client.Application(ctx, appID)
+	if err != nil || app.AMRPCAddress == "" {
+		t.Fatalf("the RM reports %s as %+v (%v)", appID, app, err)
+	}
+	var last string
+	started := time.Now()
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		resp, err := http.Get("http://" + app.AMRPCAddress + "/jobs/" + j.ID + "/workers")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(b)
+			var body struct{ Workers []am.WorkerStatus }
+			if json.Unmarshal(b, &body) == nil && len(body.Workers) == 1 && body.Workers[0].State == am.WorkerRunning {
+				break
+			}
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			a, _ := client.Application(ctx, appID)
+			t.Fatalf("no running worker container within 3 minutes; the job master says %s; the RM reports %+v", last, a)
+		}
+	}
+	t.Logf("RUNNING → worker container running: %s (%s)", time.Since(started).Round(time.Millisecond), last)
+	if _, err := e.api.Action(ctx, j.ID, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJob(j.ID, "STOPPED", 3*time.Minute, func(j supportlayer.JobView) bool { return j.State == supportlayer.StateStopped })
+	app, err = client.Application(ctx, appID)
+	if err != nil || app.State != "FINISHED" || app.FinalStatus != "SUCCEEDED" {
+		t.Errorf("the RM reports %+v (%v), want FINISHED/SUCCEEDED", app, err)
 	}
 }
 
