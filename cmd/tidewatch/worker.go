@@ -148,10 +148,8 @@ func workerOptions(opts jobrunner.MasterOptions, l jobrunner.Layout, baseCheckpo
 		}
 	}
 	env := map[string]string{}
-	for _, k := range []string{"HADOOP_USER_NAME"} {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
-		}
+	if v := os.Getenv("HADOOP_USER_NAME"); v != "" {
+		env["HADOOP_USER_NAME"] = v // the HDFS user of the checkpoints and sinks
 	}
 	return &am.WorkerOptions{
 		Count:    l.Containers - 1,
