@@ -34,6 +34,8 @@ type job struct {
 	url       string
 	ingest    http.Handler // the http source's endpoint, or nil
 	workers   func() any   // MasterOptions.Workers
+	// registerWorker is MasterOptions.RegisterWorker.
+	registerWorker func(k int, containerID, url string) error
 	proc      *procstat.Sampler
 	attempt   int // deployment attempt, 1 for the first
 	latency   latencyWindow

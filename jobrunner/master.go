@@ -117,8 +117,10 @@ type MasterOptions struct {
 	// takes no savepoints: its share alone would not restore the job.
 	Local []bool
 	// Workers, if set, describes the job's worker containers for
-	// GET /jobs/{id}/workers (the YARN AM sets it).
-	Workers func() any
+	// GET /jobs/{id}/workers, and RegisterWorker takes a worker's
+	// PUT /jobs/{id}/workers/{k} (the YARN AM sets both).
+	Workers        func() any
+	RegisterWorker func(k int, containerID, url string) error
 	// SetMemoryLimit makes the job master set the Go runtime's soft memory
 	// limit (GOMEMLIMIT) to 90% of the job's memory limit, unless GOMEMLIMIT
 	// is set in the environment. Only for a process of its own.
@@ -261,7 +263,7 @@ func RunMaster(ctx context.Context, opts MasterOptions) (err error) {
 
 	j := newJob(opts.JobID, spec, log, startTime)
 	j.attempt = max(1, opts.Attempt)
-	j.workers = opts.Workers
+	j.workers, j.registerWorker = opts.Workers, opts.RegisterWorker
 	limit := memoryLimit(spec)
 	j.proc = procstat.NewSampler(limit)
 	if opts.SetMemoryLimit && os.Getenv("GOMEMLIMIT") == "" {

@@ -58,6 +58,7 @@ func (j *job) handler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("POST /jobs/{jid}/stop", j.withJob(j.postStop))
 	mux.HandleFunc("GET /jobs/{jid}/yarn-cancel", j.withJob(j.yarnCancel))
 	mux.HandleFunc("GET /jobs/{jid}/workers", j.withJob(j.getWorkers))
+	mux.HandleFunc("PUT /jobs/{jid}/workers/{k}", j.withJob(j.putWorker))
 	mux.HandleFunc("GET /taskmanagers", j.getTaskManagers)
 	mux.HandleFunc("GET /taskmanagers/{tmid}", j.getTaskManager)
 	mux.HandleFunc("GET /taskmanagers/{tmid}/metrics", j.getTaskManagerMetrics)
@@ -557,6 +558,37 @@ func (j *job) getWorkers(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"workers": workers})
+}
+
+// putWorker takes a worker container's registration of its REST endpoint:
+// {"containerId": "container_…", "url": "http://host:port"}.
+func (j *job) putWorker(w http.ResponseWriter, r *http.Request) {
+	if j.registerWorker == nil {
+		writeError(w, http.StatusNotFound, "This job has no worker containers.")
+		return
+	}
+	k, err := strconv.Atoi(r.PathValue("k"))
+	if err != nil || k < 1 {
+		writeError(w, http.StatusBadRequest, "The worker number must be a positive integer, got "+strconv.Quote(r.PathValue("k"))+".")
+		return
+	}
+	var body struct {
+		ContainerID string `json:"containerId"`
+		URL         string `json:"url"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "Bad request, could not parse request body: "+err.Error())
+		return
+	}
+	if u, err := url.Parse(body.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		writeError(w, http.StatusBadRequest, "url: must be an http(s) URL with a host, got "+strconv.Quote(body.URL)+".")
+		return
+	}
+	if err := j.registerWorker(k, body.ContainerID, body.URL); err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (j *job) postSavepoint(w http.ResponseWriter, r *http.Request) {

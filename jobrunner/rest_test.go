@@ -521,3 +521,52 @@ func TestRESTSharedJobStopsWithoutSavepoint(t *testing.T) {
 		t.Errorf("no checkpoint in the share's directory %s", share)
 	}
 }
+
+func TestRESTWorkerRegistration(t *testing.T) {
+	dir := t.TempDir()
+	registered := map[int]string{}
+	base, jid, _ := startMasterWith(t, dir, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir, "out"), 1), func(o *MasterOptions) {
+		o.Workers = func() any { return registered }
+		o.RegisterWorker = func(k int, containerID, url string) error {
+			if containerID != "container_1_0001_01_000002" {
+				return fmt.Errorf("worker %d does not run in %s", k, containerID)
+			}
+			registered[k] = url
+			return nil
+		}
+	})
+	job := base + "/jobs/" + jid + "/workers/"
+	put := func(url, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		k, body string
+		status  int
+	}{
+		{"1", `{"containerId": "container_1_0001_01_000002", "url": "http://node2:40001"}`, 204},
+		{"1", `{"containerId": "container_1_0001_01_000003", "url": "http://node3:40001"}`, 409},
+		{"1", `{"containerId": "container_1_0001_01_000002", "url": "node2:40001"}`, 400},
+		{"0", `{"containerId": "container_1_0001_01_000002", "url": "http://node2:40001"}`, 400},
+		{"1", `{"url":`, 400},
+	} {
+		if status := put(job+tc.k, tc.body); status != tc.status {
+			t.Errorf("PUT workers/%s %s: %d, want %d", tc.k, tc.body, status, tc.status)
+		}
+	}
+	if registered[1] != "http://node2:40001" || len(registered) != 1 {
+		t.Errorf("registered %v", registered)
+	}
+	// Without worker containers there is nothing to register with.
+	dir2 := t.TempDir()
+	base2, jid2, _ := startMasterSpec(t, dir2, strings.Replace(unboundedSpec, "OUT", filepath.Join(dir2, "out"), 1))
+	if status := put(base2+"/jobs/"+jid2+"/workers/1", `{"containerId": "c", "url": "http://h:1"}`); status != 404 {
+		t.Errorf("PUT workers on a job without workers: %d, want 404", status)
+	}
+}

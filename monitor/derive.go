@@ -113,7 +113,11 @@ func (d *deriver) derive(s *Scrape, emit func(Event)) {
 		emit(Event{Scope: scope, Event: cep.Event{Time: s.At, JobID: t.JobID, TMID: tm, Hostname: host,
 			MetricsName: name, MetricsKey: key, MetricsValue: v, Labels: d.labels}})
 	}
-	jm := func(name, key string, v float64) { ev(rules.ScopeJobManager, "", name, key, v) }
+	jm := func(name, key string, v float64) {
+		if !t.Worker { // a worker container's metrics are its own, not the job's
+			ev(rules.ScopeJobManager, "", name, key, v)
+		}
+	}
 	tm := func(name, key string, v float64) { ev(rules.ScopeTaskManager, s.WorkerID, name, key, v) }
 	both := func(name string, v float64) {
 		jm(name, "", v)

@@ -147,8 +147,8 @@ type Monitor struct {
 	eval       *Evaluator
 	status     RulesStatus
 	snap       string // of the rule files at the last load
-	derivers   map[string]*deriver
-	targets    map[string]Target // by job id, as of the last cycle
+	derivers   map[string]*deriver // by endpoint
+	targets    map[string]Target   // the job masters' by job id, as of the last cycle
 	workers    map[string]string // worker id by endpoint
 	lastAt     time.Time
 	cycles     int
@@ -353,11 +353,13 @@ func (m *Monitor) ingest(ctx context.Context, at time.Time, results []*Scrape, f
 	for _, s := range results {
 		t := s.Target
 		seen[t.JobID], endpoints[t.Endpoint] = true, true
-		m.targets[t.JobID] = t
-		d := m.derivers[t.JobID]
-		if d == nil || d.endpoint != t.Endpoint {
+		if !t.Worker {
+			m.targets[t.JobID] = t
+		}
+		d := m.derivers[t.Endpoint]
+		if d == nil {
 			d = newDeriver(t.Endpoint)
-			m.derivers[t.JobID] = d
+			m.derivers[t.Endpoint] = d
 		}
 		if s.Err != nil {
 			m.met.scrapes.WithLabelValues("error").Inc()
@@ -373,8 +375,9 @@ func (m *Monitor) ingest(ctx context.Context, at time.Time, results []*Scrape, f
 		d.derive(s, func(ev Event) { batch = append(batch, ev) })
 	}
 	for _, f := range facts {
-		d := m.derivers[f.JobID]
-		if !seen[f.JobID] || d == nil || f.Name == "" {
+		t, ok := m.targets[f.JobID]
+		d := m.derivers[t.Endpoint]
+		if !ok || !seen[f.JobID] || d == nil || f.Name == "" {
 			continue
 		}
 		ev := Event{Scope: rules.ScopeJobManager}
@@ -391,9 +394,13 @@ func (m *Monitor) ingest(ctx context.Context, at time.Time, results []*Scrape, f
 	m.batch = batch[:0]
 	m.eval.AdvanceTo(ctx, at)
 
-	for id := range m.derivers {
+	for ep := range m.derivers {
+		if !endpoints[ep] {
+			delete(m.derivers, ep)
+		}
+	}
+	for id := range m.targets {
 		if !seen[id] {
-			delete(m.derivers, id)
 			delete(m.targets, id)
 			m.eval.ForgetJob(ctx, id)
 		}

@@ -599,3 +599,33 @@ func counterValue(t *testing.T, m prometheus.Metric) float64 {
 	t.Fatalf("not a counter or gauge: %v", &d)
 	return 0
 }
+
+// A worker container of a job spread over several is a target of its own:
+// its metrics raise taskmanager events under its container id, and nothing
+// at the job's (jobmanager) scope, which stays the job master's.
+func TestWorkerTargetRaisesTaskManagerEventsOnly(t *testing.T) {
+	h := newHarness(t, testRules, nil)
+	worker := newFakeJobMaster(t)
+	worker.set(func(f *fakeJobMaster) { f.window = []float64{3000, 3000} })
+	h.mu.Lock()
+	h.targets = append(h.targets, Target{JobID: "j1", JobName: "demo", Endpoint: worker.srv.URL, WorkerID: "container_1_0001_01_000002", Worker: true})
+	h.mu.Unlock()
+	h.step()
+	h.step()
+	wtm := `{scope="taskmanager",tm="container_1_0001_01_000002"`
+	if got := h.m.History("j1", "heap_load"+wtm+"}", time.Time{}); len(got) != 2 {
+		t.Errorf("worker heap_load history: %v; series: %v", got, h.m.Series("j1"))
+	}
+	if got := h.m.History("j1", "records_in_per_second"+wtm+`,key="window"}`, time.Time{}); len(got) != 1 {
+		t.Errorf("worker records_in_per_second history: %v", got)
+	}
+	// The job's own series come from the job master alone: one point a cycle.
+	for _, s := range []string{"up", "heap_load", "running_jobs"} {
+		if got := h.m.History("j1", s, time.Time{}); len(got) != 2 {
+			t.Errorf("%s has %d points, want 2 (the job master's)", s, len(got))
+		}
+	}
+	if worker.tmGets != 0 {
+		t.Errorf("GET /taskmanagers of the worker %d times; its id is given", worker.tmGets)
+	}
+}

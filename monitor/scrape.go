@@ -24,6 +24,11 @@ type Target struct {
 	// WorkerID is the id of the worker the job master hosts; empty, it is
 	// asked of the job master (GET /taskmanagers) once per endpoint.
 	WorkerID string
+	// Worker marks a worker container of a job spread over several (YARN):
+	// Endpoint is the worker's REST endpoint, WorkerID its container, and
+	// its metrics raise taskmanager events only (the job master's target
+	// raises the job's).
+	Worker bool
 }
 
 // TargetsFunc lists the jobs to monitor now: the running jobs the daemon
@@ -97,6 +102,9 @@ func (s *scraper) scrape(ctx context.Context, t Target, workerID string, at time
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	if sc.Families, err = p.TextToMetricFamilies(bytes.NewReader(body)); err != nil {
 		sc.Err = fmt.Errorf("%w: /metrics: %w", ErrScrape, err)
+		return sc
+	}
+	if t.Worker {
 		return sc
 	}
 	if b, err := s.get(ctx, t.Endpoint, "/jobmanager/metrics?get="+flinkRunningJobs+","+flinkTaskManagers, "application/json"); err == nil {

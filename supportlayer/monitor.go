@@ -24,6 +24,7 @@ import (
 	"github.com/tidewatch/tidewatch/notify"
 	"github.com/tidewatch/tidewatch/notify/alert"
 	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
+	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
 
 // MonitorOptions are the monitor section of the daemon's configuration.
@@ -71,7 +72,7 @@ func (d *Daemon) newMonitor(o MonitorOptions, n *notify.Notifier, reg prometheus
 	opts.Interval, opts.Timeout = o.Interval, o.Timeout
 	log := d.log.WithField("component", "monitor")
 	deps := monitor.Deps{
-		Targets:    monitorTargets(d.store),
+		Targets:    monitorTargets(d.store, d.master, o.Timeout),
 		Sink:       notifySink{n: n, log: log},
 		Log:        d.log,
 		Registerer: reg,
@@ -92,8 +93,10 @@ func (d *Daemon) newMonitor(o MonitorOptions, n *notify.Notifier, reg prometheus
 // monitorTargets lists the jobs to scrape: RUNNING, wanted running, not
 // about to be restarted, with a job master endpoint. Jobs being stopped or
 // cancelled are left out, so that their job master reporting no running job
-// is not taken for a failure.
-func monitorTargets(store *Store) monitor.TargetsFunc {
+// is not taken for a failure. A job on YARN spread over worker containers
+// adds its running workers that registered an endpoint, which its job
+// master lists (master; one request per such job, within timeout).
+func monitorTargets(store *Store, master *jobmaster.Client, timeout time.Duration) monitor.TargetsFunc {
 	return func(ctx context.Context) ([]monitor.Target, error) {
 		jobs, err := store.Jobs(ctx, []string{StateRunning})
 		if err != nil {
@@ -112,6 +115,20 @@ func monitorTargets(store *Store) monitor.TargetsFunc {
 				continue
 			}
 			out = append(out, monitor.Target{JobID: j.ID, JobName: j.Name, Endpoint: d.Endpoint})
+			if d.Deployer != yarndeploy.Name || master == nil {
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			workers, err := master.Workers(wctx, d.Endpoint, j.ID)
+			cancel()
+			if err != nil {
+				continue // the job master's own scrape reports it unreachable
+			}
+			for _, w := range workers {
+				if w.State == "RUNNING" && w.URL != "" {
+					out = append(out, monitor.Target{JobID: j.ID, JobName: j.Name, Endpoint: w.URL, WorkerID: w.ContainerID, Worker: true})
+				}
+			}
 		}
 		return out, nil
 	}

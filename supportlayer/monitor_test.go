@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/tidewatch/tidewatch/monitor/rules"
 	"github.com/tidewatch/tidewatch/notify/alert"
 	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
+	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 )
 
 func TestMonitorTargetsAndActions(t *testing.T) {
@@ -27,7 +29,7 @@ func TestMonitorTargetsAndActions(t *testing.T) {
 	td.waitFor(j.ID, "RUNNING", stateIs(StateRunning))
 
 	ctx := context.Background()
-	targets, err := monitorTargets(td.store)(ctx)
+	targets, err := monitorTargets(td.store, nil, time.Second)(ctx)
 	if err != nil || len(targets) != 1 || targets[0].JobID != j.ID || targets[0].JobName != "clicks" || targets[0].Endpoint != f.srv.URL {
 		t.Fatalf("targets %+v, %v", targets, err)
 	}
@@ -63,7 +65,7 @@ func TestMonitorTargetsAndActions(t *testing.T) {
 	// a job being restarted is not scraped
 	jj, _ := td.store.Job(ctx, j.ID)
 	if jj.RestartRequested {
-		if targets, _ := monitorTargets(td.store)(ctx); len(targets) != 0 {
+		if targets, _ := monitorTargets(td.store, nil, time.Second)(ctx); len(targets) != 0 {
 			t.Errorf("targets of a job being restarted: %+v", targets)
 		}
 	}
@@ -178,5 +180,47 @@ func TestMonitorYARNFacts(t *testing.T) {
 	}
 	if got[0].Name != monitor.MetricYARNAMAttempts || got[0].Value != 2 || got[1].Name != monitor.MetricYARNQueueUsed || got[1].Key != "etl" || got[1].Value != 0.4 {
 		t.Errorf("facts %+v", got)
+	}
+}
+
+// A job on YARN spread over worker containers adds its running, registered
+// workers as targets of their own.
+func TestMonitorTargetsIncludeYARNWorkers(t *testing.T) {
+	ctx := context.Background()
+	store, err := OpenStore("sqlite", filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const jobID = "0123456789abcdef0123456789abcdef"
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/jobs/"+jobID+"/workers" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"workers": [
+			{"index": 1, "state": "RUNNING", "containerId": "container_1_0001_01_000002", "url": "http://node2:40001"},
+			{"index": 2, "state": "RUNNING", "containerId": "container_1_0001_01_000003"},
+			{"index": 3, "state": "REQUESTED"}]}`)
+	}))
+	defer am.Close()
+	j := &Job{ID: jobID, Name: "spread", DesiredState: DesiredRunning, State: StateRunning}
+	if err := store.CreateJob(ctx, j, Event{Type: "SUBMITTED"}); err != nil {
+		t.Fatal(err)
+	}
+	d := &Deployment{JobID: jobID, Attempt: 1, Deployer: yarndeploy.Name, Endpoint: am.URL, Active: true, State: "RUNNING"}
+	if err := store.SaveDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	targets, err := monitorTargets(store, jobmaster.New(time.Second), time.Second)(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []monitor.Target{
+		{JobID: jobID, JobName: "spread", Endpoint: am.URL},
+		{JobID: jobID, JobName: "spread", Endpoint: "http://node2:40001", WorkerID: "container_1_0001_01_000002", Worker: true},
+	}
+	if fmt.Sprint(targets) != fmt.Sprint(want) {
+		t.Errorf("targets\n%+v\nwant\n%+v", targets, want)
 	}
 }

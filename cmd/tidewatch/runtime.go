@@ -165,6 +165,13 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 			}
 			return nil
 		}
+		opts.RegisterWorker = func(k int, containerID, url string) error {
+			s := session.Load()
+			if s == nil {
+				return errors.New("am: not registered with the RM yet")
+			}
+			return s.RegisterWorker(k, containerID, url)
+		}
 	}
 	opts.Started = func(info jobrunner.MasterInfo) {
 		var err error

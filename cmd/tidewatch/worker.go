@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,6 +62,9 @@ be reached for five minutes.`,
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			go followMaster(ctx, cancel, master, opts.JobID, opts.Log)
+			opts.Started = func(info jobrunner.MasterInfo) {
+				go registerWithMaster(ctx, master, opts.JobID, container, info.URL, opts.Log)
+			}
 			return jobrunner.RunMaster(ctx, opts)
 		},
 	}
@@ -107,6 +112,47 @@ func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID 
 			return
 		}
 		lastSeen = time.Now()
+	}
+}
+
+// registerWithMaster tells the job master this worker's REST endpoint (as
+// the NodeManager's host names it), so that it lists the endpoint for the
+// daemon's monitor. It retries for a minute: the AM may not be registered
+// with the RM yet.
+func registerWithMaster(ctx context.Context, master, jobID string, k int, listenURL string, log *logrus.Entry) {
+	endpoint, err := am.TrackingURL(listenURL, am.AdvertiseHost(os.Getenv))
+	if err != nil {
+		log.WithError(err).Warn("cannot name this worker's REST endpoint")
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"containerId": os.Getenv(am.EnvContainerID), "url": endpoint})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(time.Minute); ; {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/jobs/%s/workers/%d", master, jobID, k), bytes.NewReader(body))
+		if err != nil {
+			log.WithError(err).Warn("registering with the job master")
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				log.WithField("endpoint", endpoint).Info("registered with the job master")
+				return
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, msg)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			log.WithError(err).Warn("could not register with the job master; the monitor will not scrape this worker")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 }
 

@@ -112,6 +112,7 @@ func TestYARNWorkers(t *testing.T) {
 	t.Logf("worker SIGKILL → replacement container started: %s", time.Since(killed).Round(time.Millisecond))
 
 	// The job master lists its workers.
+	var workerURL string
 	a, err := client.Application(ctx, app.ApplicationID)
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +128,18 @@ func TestYARNWorkers(t *testing.T) {
 			return false
 		}
 		w := body.Workers[0]
-		return w.Index == 1 && w.Launches == 2 && strings.Contains(w.LastExit, "137")
+		workerURL = w.URL
+		return w.Index == 1 && w.Launches == 2 && strings.Contains(w.LastExit, "137") && w.URL != ""
 	})
+	// The worker registered its own REST endpoint, which serves its share.
+	resp, err := http.Get(workerURL + "/jobs/" + j.jobID + "/checkpoints")
+	if err != nil {
+		t.Fatalf("the worker's endpoint %s: %v", workerURL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET checkpoints at the worker's endpoint: %s", resp.Status)
+	}
 
 	var final *rm.Application
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {

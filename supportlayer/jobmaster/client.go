@@ -78,6 +78,26 @@ func (c *Client) Job(ctx context.Context, base, jobID string) (JobOverview, erro
 	return JobOverview{}, fmt.Errorf("%w: %s at %s", ErrJobNotFound, jobID, base)
 }
 
+// Worker is one worker container of a job spread over several, as
+// GET /jobs/{id}/workers lists it.
+type Worker struct {
+	Index       int    `json:"index"`
+	State       string `json:"state"`
+	ContainerID string `json:"containerId"`
+	URL         string `json:"url"`
+}
+
+// Workers lists the job's worker containers (none for a job in one).
+func (c *Client) Workers(ctx context.Context, base, jobID string) ([]Worker, error) {
+	var body struct {
+		Workers []Worker `json:"workers"`
+	}
+	if err := c.do(ctx, "workers", http.MethodGet, base, "/jobs/"+jobID+"/workers", nil, &body); err != nil {
+		return nil, err
+	}
+	return body.Workers, nil
+}
+
 // CheckpointStats is the part of GET /jobs/{id}/checkpoints the daemon reads.
 type CheckpointStats struct {
 	Counts struct {

@@ -280,6 +280,16 @@ func (s *Session) Workers() []WorkerStatus {
 	return s.workers.status()
 }
 
+// RegisterWorker records the REST endpoint (url) of worker k, running in
+// container containerID, for Workers. A worker whose container is not the
+// one the session started for k gets ErrUnknownWorker.
+func (s *Session) RegisterWorker(k int, containerID, url string) error {
+	if s.workers == nil {
+		return fmt.Errorf("%w: the job has no worker containers", ErrUnknownWorker)
+	}
+	return s.workers.register(k, containerID, url)
+}
+
 // WaitWorkers waits up to limit for every worker to finish its share (exit
 // with status 0), replacing lost ones meanwhile, as a bounded job needs. It
 // fails if they do not, or if the session gave up on them.

@@ -64,6 +64,8 @@ type WorkerStatus struct {
 	// the previous one ended.
 	Launches int    `json:"launches"`
 	LastExit string `json:"lastExit,omitempty"`
+	// URL is the REST endpoint the running worker registered (RegisterWorker).
+	URL string `json:"url,omitempty"`
 }
 
 // workers is the Session's bookkeeping of worker containers. The heartbeat
@@ -240,7 +242,7 @@ func (w *workers) completed(statuses []*hadoopproto.ContainerStatusProto) {
 				state = WorkerStopped
 			}
 			w.mu.Lock()
-			s.status.State, s.status.LastExit, s.container = state, exit, nil
+			s.status.State, s.status.LastExit, s.container, s.status.URL = state, exit, nil, ""
 			w.mu.Unlock()
 			log.Info("worker ended")
 			continue
@@ -254,7 +256,7 @@ func (w *workers) completed(statuses []*hadoopproto.ContainerStatusProto) {
 func (w *workers) lost(s *workerSlot, exit string) {
 	w.mu.Lock()
 	s.status.State, s.status.LastExit, s.container = WorkerRequested, exit, nil
-	s.status.ContainerID, s.status.Node = "", ""
+	s.status.ContainerID, s.status.Node, s.status.URL = "", "", ""
 	w.failures++
 	giveUp := w.failures > w.opts.MaxFailures && !w.gaveUp && !w.stopping
 	if giveUp {
@@ -264,6 +266,25 @@ func (w *workers) lost(s *workerSlot, exit string) {
 	if giveUp && w.opts.Failed != nil {
 		w.opts.Failed(fmt.Errorf("am: workers failed %d times (last: worker %d, %s)", w.failures, s.status.Index, exit))
 	}
+}
+
+// ErrUnknownWorker reports a registration that matches no running worker.
+var ErrUnknownWorker = errors.New("am: no such running worker")
+
+// register records the REST endpoint of worker k, which must be running in
+// container containerID.
+func (w *workers) register(k int, containerID, url string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if k < 1 || k > len(w.slots) {
+		return fmt.Errorf("%w: worker %d of %d", ErrUnknownWorker, k, len(w.slots))
+	}
+	s := w.slots[k-1]
+	if s.status.State != WorkerRunning || s.status.ContainerID != containerID {
+		return fmt.Errorf("%w: worker %d runs in %q, not %q", ErrUnknownWorker, k, s.status.ContainerID, containerID)
+	}
+	s.status.URL = url
+	return nil
 }
 
 // status lists the workers.

@@ -225,3 +225,35 @@ func TestLocalResourcesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerRegistration(t *testing.T) {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	w := newWorkers(WorkerOptions{Count: 1,
+		Launch:      func(int) (nm.LaunchContext, error) { return nm.LaunchContext{Commands: []string{"worker"}}, nil },
+		NodeManager: func(nm.Options) (NodeManager, error) { return &fakeNM{}, nil },
+	}, logrus.NewEntry(l))
+	id := hadoopproto.ContainerIDString(testContainer(2).GetId())
+	if err := w.register(1, id, "http://node1:4000"); !errors.Is(err, ErrUnknownWorker) {
+		t.Errorf("registering a worker not started yet: %v", err)
+	}
+	w.allocated(context.Background(), []*hadoopproto.ContainerProto{testContainer(2)}, haveToken)
+	for _, bad := range []struct {
+		k  int
+		id string
+	}{{0, id}, {2, id}, {1, "container_other"}} {
+		if err := w.register(bad.k, bad.id, "http://node1:4000"); !errors.Is(err, ErrUnknownWorker) {
+			t.Errorf("register(%d, %s): %v", bad.k, bad.id, err)
+		}
+	}
+	if err := w.register(1, id, "http://node1:4000"); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.status(); st[0].URL != "http://node1:4000" {
+		t.Fatalf("status %+v", st[0])
+	}
+	w.completed([]*hadoopproto.ContainerStatusProto{completedStatus(2, 137)})
+	if st := w.status(); st[0].URL != "" {
+		t.Errorf("a lost worker keeps its endpoint: %+v", st[0])
+	}
+}
