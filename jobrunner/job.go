@@ -36,11 +36,11 @@ type job struct {
 	workers   func() any   // MasterOptions.Workers
 	// registerWorker is MasterOptions.RegisterWorker.
 	registerWorker func(k int, containerID, url string) error
-	proc      *procstat.Sampler
-	attempt   int // deployment attempt, 1 for the first
-	latency   latencyWindow
-	eng       atomic.Pointer[flow.Engine] // the running engine, for metrics
-	migr      migrations
+	proc           *procstat.Sampler
+	attempt        int // deployment attempt, 1 for the first
+	latency        latencyWindow
+	eng            atomic.Pointer[flow.Engine] // the running engine, for metrics
+	migr           migrations
 
 	// Published by the pipeline after every batch.
 	sourceOut      atomic.Int64

@@ -146,10 +146,10 @@ type Monitor struct {
 	stopped    bool
 	eval       *Evaluator
 	status     RulesStatus
-	snap       string // of the rule files at the last load
+	snap       string              // of the rule files at the last load
 	derivers   map[string]*deriver // by endpoint
 	targets    map[string]Target   // the job masters' by job id, as of the last cycle
-	workers    map[string]string // worker id by endpoint
+	workers    map[string]string   // worker id by endpoint
 	lastAt     time.Time
 	cycles     int
 	acting     map[string]bool      // jobs with an action in flight
