@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tidewatch/tidewatch/jobrunner"
+	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
 	"github.com/tidewatch/tidewatch/yarn/am"
 	"github.com/tidewatch/tidewatch/yarn/amrm"
 	"github.com/tidewatch/tidewatch/yarn/nm"
@@ -88,7 +85,7 @@ const masterGone = 5 * time.Minute
 // FAILED, or the master has been unreachable for masterGone. (A FINISHED
 // job master may be waiting for the workers of a bounded job.)
 func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID string, log *logrus.Entry) {
-	client := &http.Client{Timeout: 5 * time.Second}
+	jm := jobmaster.New(5 * time.Second)
 	lastSeen := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -98,7 +95,7 @@ func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID 
 			return
 		case <-t.C:
 		}
-		st, err := masterState(ctx, client, master, jobID)
+		ov, err := jm.Job(ctx, master, jobID)
 		switch {
 		case err != nil && time.Since(lastSeen) > masterGone:
 			log.WithError(err).Error("the job master has been unreachable too long: stopping")
@@ -106,8 +103,8 @@ func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID 
 			return
 		case err != nil:
 			continue
-		case st == string(jobrunner.StatusCanceled) || st == string(jobrunner.StatusFailed):
-			log.WithField("masterState", st).Info("the job master's job has ended: stopping after a final checkpoint")
+		case ov.State == string(jobrunner.StatusCanceled) || ov.State == string(jobrunner.StatusFailed):
+			log.WithField("masterState", ov.State).Info("the job master's job has ended: stopping after a final checkpoint")
 			cancel()
 			return
 		}
@@ -125,24 +122,12 @@ func registerWithMaster(ctx context.Context, master, jobID string, k int, listen
 		log.WithError(err).Warn("cannot name this worker's REST endpoint")
 		return
 	}
-	body, _ := json.Marshal(map[string]string{"containerId": os.Getenv(am.EnvContainerID), "url": endpoint})
-	client := &http.Client{Timeout: 5 * time.Second}
+	jm := jobmaster.New(5 * time.Second)
 	for deadline := time.Now().Add(time.Minute); ; {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/jobs/%s/workers/%d", master, jobID, k), bytes.NewReader(body))
-		if err != nil {
-			log.WithError(err).Warn("registering with the job master")
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
+		err := jm.RegisterWorker(ctx, master, jobID, k, os.Getenv(am.EnvContainerID), endpoint)
 		if err == nil {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				log.WithField("endpoint", endpoint).Info("registered with the job master")
-				return
-			}
-			err = fmt.Errorf("%s: %s", resp.Status, msg)
+			log.WithField("endpoint", endpoint).Info("registered with the job master")
+			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			log.WithError(err).Warn("could not register with the job master; the monitor will not scrape this worker")
@@ -154,28 +139,6 @@ func registerWithMaster(ctx context.Context, master, jobID string, k int, listen
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-func masterState(ctx context.Context, client *http.Client, master, jobID string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, master+"/jobs/"+jobID, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET /jobs/%s: %s", jobID, resp.Status)
-	}
-	var body struct {
-		State string `json:"state"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return "", err
-	}
-	return body.State, nil
 }
 
 // workerOptions are the AM's WorkerOptions for a job laid out over

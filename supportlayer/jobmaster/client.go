@@ -98,6 +98,13 @@ func (c *Client) Workers(ctx context.Context, base, jobID string) ([]Worker, err
 	return body.Workers, nil
 }
 
+// RegisterWorker tells the job master at base that worker k of the job,
+// running in container containerID, serves its REST API at workerURL.
+func (c *Client) RegisterWorker(ctx context.Context, base, jobID string, k int, containerID, workerURL string) error {
+	req := map[string]string{"containerId": containerID, "url": workerURL}
+	return c.do(ctx, "register worker", http.MethodPut, base, fmt.Sprintf("/jobs/%s/workers/%d", url.PathEscape(jobID), k), req, nil)
+}
+
 // CheckpointStats is the part of GET /jobs/{id}/checkpoints the daemon reads.
 type CheckpointStats struct {
 	Counts struct {

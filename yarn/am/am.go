@@ -326,10 +326,7 @@ func (s *Session) StopWorkers(ctx context.Context) error {
 	if s.workers == nil {
 		return nil
 	}
-	s.workers.mu.Lock()
-	s.workers.stopping = true
-	s.workers.mu.Unlock()
-	return s.workers.stopContainers(ctx, s.client.NMToken)
+	return s.workers.stop(ctx, s.client.NMToken)
 }
 
 // Finish stops the heartbeat and unregisters the attempt with r's final

@@ -324,6 +324,14 @@ func (w *workers) running() map[string][]*hadoopproto.ContainerIdProto {
 	return out
 }
 
+// stop asks for no more workers and stops the running ones.
+func (w *workers) stop(ctx context.Context, nmToken func(string) (token.Token, bool)) error {
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
+	return w.stopContainers(ctx, nmToken)
+}
+
 // stopContainers stops the running workers' containers through their NMs.
 func (w *workers) stopContainers(ctx context.Context, nmToken func(string) (token.Token, bool)) error {
 	var errs []error

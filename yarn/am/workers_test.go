@@ -142,8 +142,7 @@ func TestWorkersAskLaunchReplaceAndFinish(t *testing.T) {
 	}
 
 	// Stopping stops the running container and asks for nothing more.
-	w.stopping = true
-	if err := w.stopContainers(ctx, haveToken); err != nil {
+	if err := w.stop(ctx, haveToken); err != nil {
 		t.Fatal(err)
 	}
 	if len(fake.stopped) != 1 || fake.stopped[0] != hadoopproto.ContainerIDString(testContainer(6).GetId()) {
