@@ -169,8 +169,14 @@ func TestYARNApplicationMaster(t *testing.T) {
 // newFakeYARN starts the one-machine fake cluster in dir, its containers
 // running this test binary as tidewatch, and a client of its RM.
 func newFakeYARN(t *testing.T, dir string) (*yarntest.Cluster, *rm.Client) {
+	return newFakeYARNWith(t, yarntest.Options{Dir: filepath.Join(dir, "nm")})
+}
+
+// newFakeYARNWith is newFakeYARN with the cluster's options.
+func newFakeYARNWith(t *testing.T, opts yarntest.Options) (*yarntest.Cluster, *rm.Client) {
 	t.Helper()
-	cluster, err := yarntest.New(yarntest.Options{Dir: filepath.Join(dir, "nm"), Env: []string{"TIDEWATCH_E2E_MAIN=1"}})
+	opts.Env = append(opts.Env, "TIDEWATCH_E2E_MAIN=1")
+	cluster, err := yarntest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

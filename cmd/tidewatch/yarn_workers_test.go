@@ -23,12 +23,15 @@ import (
 // lost, and replaced by a new container that resumes from the worker's own
 // checkpoints; the AM waits for the worker to finish its share and ends the
 // application SUCCEEDED. The committed output equals a one-process run's.
+// The fake cluster runs with hadoop.rpc.protection=privacy.
 func TestYARNWorkers(t *testing.T) {
 	ref := newEOJob(t, "reference")
 	want := ref.runToEnd(1, "latest", 2*time.Minute)
 
 	j := newEOJob(t, "yarn")
-	cluster, client := newFakeYARN(t, t.TempDir())
+	// The cluster runs with hadoop.rpc.protection=privacy: every AM-RM
+	// and AM-NM connection carries its calls in 3DES-sealed WRAP messages.
+	cluster, client := newFakeYARNWith(t, yarntest.Options{Dir: filepath.Join(t.TempDir(), "nm"), QOP: "auth-conf"})
 	ctx := context.Background()
 	resources := map[string]rm.LocalResource{"tidewatch": fileResource(t, executable(t)), "job.yaml": fileResource(t, j.spec)}
 	encoded, err := am.EncodeLocalResources(resources)
@@ -161,6 +164,9 @@ func TestYARNWorkers(t *testing.T) {
 	ws := cluster.WorkerContainers(app.ApplicationID)
 	if len(ws) != 2 || ws[0].ExitStatus != 137 || ws[1].ExitStatus != 0 {
 		t.Errorf("worker containers %+v, want a killed one (137) and its replacement (0)", ws)
+	}
+	if sched, nm := cluster.WrappedConnections(); sched < 1 || nm < 1 {
+		t.Errorf("%d scheduler and %d NodeManager connections negotiated the privacy layer, want at least one each", sched, nm)
 	}
 	checkSameOutput(t, "AM and worker containers", want.lines, j.output())
 }

@@ -242,8 +242,21 @@ func (c *Client) handshake(cn *conn, tok token.Token) error {
 	}
 	buf.Write(p.Bytes())
 	if c.opts.Auth == AuthToken {
-		if err := c.saslToken(cn, &buf, tok); err != nil {
+		l, peerMaxBuf, err := c.saslToken(cn, &buf, tok)
+		if err != nil {
 			return err
+		}
+		if l != nil {
+			// From here on every byte travels inside WRAP messages. The
+			// context goes out with the first call, as from the Java client.
+			sc := NewSASLConn(cn.nc, l, false, peerMaxBuf, c.opts.MaxResponseLength)
+			cn.nc, cn.fr = sc, NewFrameReader(sc, c.opts.MaxResponseLength)
+			f, err := MarshalFrame(RequestHeader(CallIDConnectionContext, c.clientID, -1), ctxMsg)
+			if err != nil {
+				return err
+			}
+			sc.Hold(f)
+			return nil
 		}
 	}
 	f, err := MarshalFrame(RequestHeader(CallIDConnectionContext, c.clientID, -1), ctxMsg)

@@ -286,29 +286,63 @@ func TestAuthFailures(t *testing.T) {
 	}
 }
 
+// TestQOP runs calls under every qop and cipher a server may offer: auth
+// when offered, else auth-conf with the first cipher of the client's list
+// the server offers, else auth-int. The calls, including one larger than a
+// WRAP message, must come back intact.
 func TestQOP(t *testing.T) {
 	tests := []struct {
-		qop     string
-		wantErr error
+		qop, ciphers string
+		wrapped      bool
+		wantErr      error
 	}{
-		{"auth", nil},
-		{"auth-conf,auth", nil},
-		{"auth-int,auth", nil},
-		{"auth-conf", ipc.ErrUnsupportedQOP},
-		{"auth-int", ipc.ErrUnsupportedQOP},
-		{"auth-conf,auth-int", ipc.ErrUnsupportedQOP},
+		{qop: "auth"},
+		{qop: "auth-conf,auth"},
+		{qop: "auth-int,auth"},
+		{qop: "auth-conf", wrapped: true},
+		{qop: "auth-conf", ciphers: "rc4", wrapped: true},
+		{qop: "auth-conf", ciphers: "des", wrapped: true},
+		{qop: "auth-conf", ciphers: "rc4-56", wrapped: true},
+		{qop: "auth-conf", ciphers: "rc4-40", wrapped: true},
+		{qop: "auth-int", wrapped: true},
+		{qop: "auth-conf,auth-int", wrapped: true},
+		{qop: "auth-conf,auth-int", ciphers: "aes", wrapped: true},
+		{qop: "auth-conf", ciphers: "aes", wantErr: ipc.ErrUnsupportedQOP},
+		{qop: "auth-foo", wantErr: ipc.ErrUnsupportedQOP},
 	}
 	for _, tt := range tests {
-		t.Run(tt.qop, func(t *testing.T) {
-			s := newServer(t, ipctest.Options{Secrets: secrets(testToken("id-1", "pw-1")), QOP: tt.qop})
-			echoAllocate(s, nil)
+		t.Run(tt.qop+"/"+tt.ciphers, func(t *testing.T) {
+			s := newServer(t, ipctest.Options{Secrets: secrets(testToken("id-1", "pw-1")), QOP: tt.qop, Ciphers: tt.ciphers})
+			// Echo the ask's resource name back as a node's address.
+			ipctest.Handle(s, testProtocol, hadoopproto.MethodAllocate,
+				func(ctx context.Context, call ipctest.CallInfo, req *hadoopproto.AllocateRequestProto) (*hadoopproto.AllocateResponseProto, error) {
+					return &hadoopproto.AllocateResponseProto{
+						ResponseId:   proto.Int32(req.GetResponseId() + 1),
+						UpdatedNodes: []*hadoopproto.NodeReportProto{{HttpAddress: proto.String(req.GetAsk()[0].GetResourceName())}},
+					}, nil
+				})
 			c := newClient(t, s, nil)
-			_, err := allocate(testCtx(t), c, 0)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err %v, want %v", err, tt.wantErr)
+			for i := range 3 {
+				// The third call, both ways, is larger than one WRAP
+				// message may carry (65,510 bytes under auth-conf).
+				name := strings.Repeat(string(rune('a'+i)), 1+i*50000)
+				var resp hadoopproto.AllocateResponseProto
+				err := c.Call(testCtx(t), hadoopproto.MethodAllocate, &hadoopproto.AllocateRequestProto{
+					ResponseId: proto.Int32(int32(i)),
+					Ask:        []*hadoopproto.ResourceRequestProto{{ResourceName: proto.String(name)}},
+				}, &resp)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err %v, want %v", err, tt.wantErr)
+				}
+				if tt.wantErr != nil {
+					return
+				}
+				if resp.GetResponseId() != int32(i)+1 || len(resp.GetUpdatedNodes()) != 1 || resp.GetUpdatedNodes()[0].GetHttpAddress() != name {
+					t.Fatalf("call %d: the response does not echo the request", i)
+				}
 			}
-			if tt.wantErr != nil && !strings.Contains(err.Error(), "hadoop.rpc.protection") {
-				t.Errorf("error does not name hadoop.rpc.protection: %v", err)
+			if st := s.Stats(); (st.Wrapped == 1) != tt.wrapped || st.Calls != 3 {
+				t.Errorf("stats %+v, want wrapped %v and 3 calls", st, tt.wrapped)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +27,20 @@ import (
 func recordedPasswords(t *testing.T) map[string]token.Token {
 	t.Helper()
 	out := map[string]token.Token{}
+	var files [][]byte
 	for _, f := range []string{"../token/testdata/container_tokens.bin", "../token/testdata/container_tokens_probe.bin"} {
-		c, err := token.ReadFile(f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+	}
+	b, err := recorded.File("privacy/container_tokens.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range append(files, b) {
+		c, err := token.Parse(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,6 +184,13 @@ func TestClientReplaysRecordedSessions(t *testing.T) {
 		{name: "probe/rm-6-full-session"},
 		{name: "probe/rm-1-simple-auth-rejected", auth: AuthSimple, user: "root"},
 		{name: "am-rm", corruptRspAuth: true},
+		// hadoop.rpc.protection=privacy: qop auth-conf, cipher 3des.
+		{name: "privacy/am-rm"},
+		{name: "privacy/am-nm-1-start-c02"},
+		{name: "privacy/am-nm-2-status-c02"},
+		{name: "privacy/am-nm-3-stop-c02"},
+		{name: "privacy/rm-nm-launch-am"},
+		{name: "privacy/rm-nm-cleanup-am"},
 	}
 	toks := recordedPasswords(t)
 	for _, tc := range cases {
@@ -279,6 +299,11 @@ func replay(t *testing.T, tc replayCase, toks map[string]token.Token) {
 		return id
 	}
 
+	script := frames
+	if s.Wrapped {
+		script = wireScript(t, s)
+	}
+
 	// The scripted server.
 	scriptErr := make(chan error, 1)
 	go func() {
@@ -293,7 +318,7 @@ func replay(t *testing.T, tc replayCase, toks map[string]token.Token) {
 			return
 		}
 		fr := NewFrameReader(serverEnd, 0)
-		for _, want := range frames {
+		for _, want := range script {
 			if want.Dir == recorded.S2C {
 				if _, err := serverEnd.Write(want.Raw); err != nil {
 					scriptErr <- err
@@ -368,6 +393,54 @@ func replay(t *testing.T, tc replayCase, toks map[string]token.Token) {
 	if err := <-scriptErr; err != nil && !tc.corruptRspAuth {
 		t.Fatal(err)
 	}
+}
+
+// wireScript returns the frames of a wrapped session as they crossed the
+// wire: the SASL exchange as listed, then the WRAP frames of both
+// directions, which alternate (each call's request, then its response).
+func wireScript(t *testing.T, s *recorded.Session) []recorded.Frame {
+	t.Helper()
+	var out []recorded.Frame
+	for _, fr := range s.Frames {
+		out = append(out, fr)
+		if fr.Dir == recorded.S2C && strings.Contains(fr.Title, "SASL SUCCESS") {
+			break
+		}
+	}
+	wrapFrames := func(stream []byte, dir recorded.Direction, skip int) []recorded.Frame {
+		fr := NewFrameReader(bytes.NewReader(stream), 0)
+		var out []recorded.Frame
+		for i := 0; ; i++ {
+			f, err := fr.ReadFrame()
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i >= skip {
+				out = append(out, recorded.Frame{Dir: dir, Title: "WRAP", Raw: AppendFrame(nil, f...)})
+			}
+		}
+	}
+	handshake := func(d recorded.Direction) int {
+		n := 0
+		for _, fr := range out {
+			if fr.Dir == d {
+				n++
+			}
+		}
+		return n
+	}
+	c2s := wrapFrames(s.WireC2S[7:], recorded.C2S, handshake(recorded.C2S))
+	s2c := wrapFrames(s.WireS2C, recorded.S2C, handshake(recorded.S2C))
+	if len(c2s) != len(s2c) || len(c2s) == 0 {
+		t.Fatalf("%d client and %d server WRAP frames do not alternate", len(c2s), len(s2c))
+	}
+	for i := range c2s {
+		out = append(out, c2s[i], s2c[i])
+	}
+	return out
 }
 
 func hexs(b []byte) string {

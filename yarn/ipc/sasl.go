@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -23,25 +24,27 @@ const (
 )
 
 // saslToken runs the TOKEN/DIGEST-MD5 exchange of §5.2. pre holds bytes not
-// yet sent (the preamble); they go out with the NEGOTIATE frame.
-func (c *Client) saslToken(cn *conn, pre *bytes.Buffer, tok token.Token) error {
+// yet sent (the preamble); they go out with the NEGOTIATE frame. When the
+// negotiated qop is auth-int or auth-conf, it returns the security layer
+// and the server's receive buffer size; for auth, a nil layer.
+func (c *Client) saslToken(cn *conn, pre *bytes.Buffer, tok token.Token) (*digestmd5.Layer, int, error) {
 	neg, err := MarshalFrame(RequestHeader(CallIDSASL, emptyClientID, -1),
 		&hadoopproto.RpcSaslProto{State: hadoopproto.RpcSaslProto_NEGOTIATE.Enum()})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	pre.Write(neg)
 	if _, err := cn.nc.Write(pre.Bytes()); err != nil {
-		return fmt.Errorf("%w: %s: send SASL NEGOTIATE: %w", ErrConnect, cn.addr, err)
+		return nil, 0, fmt.Errorf("%w: %s: send SASL NEGOTIATE: %w", ErrConnect, cn.addr, err)
 	}
 	pre.Reset()
 
 	msg, err := readSASL(cn.fr)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if msg.GetState() != hadoopproto.RpcSaslProto_NEGOTIATE {
-		return fmt.Errorf("%w: SASL: server answered NEGOTIATE with %s", ErrProtocol, msg.GetState())
+		return nil, 0, fmt.Errorf("%w: SASL: server answered NEGOTIATE with %s", ErrProtocol, msg.GetState())
 	}
 	var auth *hadoopproto.RpcSaslProto_SaslAuth
 	var offered []string
@@ -52,20 +55,19 @@ func (c *Client) saslToken(cn *conn, pre *bytes.Buffer, tok token.Token) error {
 		}
 	}
 	if auth == nil {
-		return fmt.Errorf("%w: server does not offer TOKEN/DIGEST-MD5 (offered %v)", ErrAuth, offered)
+		return nil, 0, fmt.Errorf("%w: server does not offer TOKEN/DIGEST-MD5 (offered %v)", ErrAuth, offered)
 	}
 	ch, err := digestmd5.ParseChallenge(auth.GetChallenge())
 	if err != nil {
-		return fmt.Errorf("%w: SASL challenge: %w", ErrProtocol, err)
+		return nil, 0, fmt.Errorf("%w: SASL challenge: %w", ErrProtocol, err)
 	}
-	if !ch.OffersQOP(digestmd5.QOPAuth) {
-		return fmt.Errorf("%w: the server offers SASL qop %s only, which means the cluster sets hadoop.rpc.protection "+
-			"to integrity or privacy; Tidewatch supports only qop auth (hadoop.rpc.protection=authentication)",
-			ErrUnsupportedQOP, strings.Join(ch.QOPs, ","))
+	qop, cipher, err := chooseQOP(ch)
+	if err != nil {
+		return nil, 0, err
 	}
 	cnonce, err := c.newCNonce()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	resp := &digestmd5.Response{
 		Charset:   ch.Charset,
@@ -75,7 +77,8 @@ func (c *Client) saslToken(cn *conn, pre *bytes.Buffer, tok token.Token) error {
 		CNonce:    cnonce,
 		DigestURI: auth.GetProtocol() + "/" + auth.GetServerId(),
 		MaxBuf:    saslClientMaxBuf,
-		QOP:       digestmd5.QOPAuth,
+		QOP:       qop,
+		Cipher:    cipher,
 	}
 	if len(ch.Realms) > 0 {
 		resp.Realm, resp.HasRealm = ch.Realms[0], true
@@ -92,27 +95,59 @@ func (c *Client) saslToken(cn *conn, pre *bytes.Buffer, tok token.Token) error {
 		Auths: []*hadoopproto.RpcSaslProto_SaslAuth{echo},
 	})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if _, err := cn.nc.Write(init); err != nil {
-		return fmt.Errorf("%w: %s: send SASL INITIATE: %w", ErrConnect, cn.addr, err)
+		return nil, 0, fmt.Errorf("%w: %s: send SASL INITIATE: %w", ErrConnect, cn.addr, err)
 	}
 	msg, err = readSASL(cn.fr)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if msg.GetState() != hadoopproto.RpcSaslProto_SUCCESS {
-		return fmt.Errorf("%w: SASL: server answered INITIATE with %s", ErrProtocol, msg.GetState())
+		return nil, 0, fmt.Errorf("%w: SASL: server answered INITIATE with %s", ErrProtocol, msg.GetState())
 	}
 	got, err := digestmd5.ParseRspAuth(msg.GetToken())
 	if err != nil {
-		return fmt.Errorf("%w: SASL SUCCESS: %w", ErrProtocol, err)
+		return nil, 0, fmt.Errorf("%w: SASL SUCCESS: %w", ErrProtocol, err)
 	}
 	want := digestmd5.ComputeRspAuth(password, resp)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return fmt.Errorf("%w: the server's rspauth does not match: it does not hold this token's password", ErrAuth)
+		return nil, 0, fmt.Errorf("%w: the server's rspauth does not match: it does not hold this token's password", ErrAuth)
 	}
-	return nil
+	if qop == digestmd5.QOPAuth {
+		return nil, 0, nil
+	}
+	l, err := digestmd5.NewLayer(digestmd5.SessionKey(password, resp), qop, cipher, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	return l, ch.MaxBuf, nil
+}
+
+// chooseQOP picks the qop of the response: auth when the server offers it
+// (no security layer), else auth-conf with the first cipher of
+// digestmd5.Ciphers the server offers, else auth-int. The server offers
+// what the cluster's hadoop.rpc.protection asks for (§5.4).
+func chooseQOP(ch *digestmd5.Challenge) (qop, cipher string, err error) {
+	switch {
+	case ch.OffersQOP(digestmd5.QOPAuth):
+		return digestmd5.QOPAuth, "", nil
+	case ch.OffersQOP(digestmd5.QOPAuthConf):
+		for _, c := range digestmd5.Ciphers {
+			if slices.Contains(ch.Ciphers, c) {
+				return digestmd5.QOPAuthConf, c, nil
+			}
+		}
+		if ch.OffersQOP(digestmd5.QOPAuthInt) {
+			return digestmd5.QOPAuthInt, "", nil
+		}
+		return "", "", fmt.Errorf("%w: the server offers qop auth-conf with ciphers %q, none of which Tidewatch implements (%s)",
+			ErrUnsupportedQOP, strings.Join(ch.Ciphers, ","), strings.Join(digestmd5.Ciphers, ","))
+	case ch.OffersQOP(digestmd5.QOPAuthInt):
+		return digestmd5.QOPAuthInt, "", nil
+	}
+	return "", "", fmt.Errorf("%w: the server offers SASL qop %s, none of auth, auth-int, auth-conf", ErrUnsupportedQOP, strings.Join(ch.QOPs, ","))
 }
 
 // readSASL reads the server's next SASL message. A non-SUCCESS status (FATAL

@@ -62,6 +62,10 @@ type Options struct {
 	// stopped or released (default 250ms, as
 	// yarn.nodemanager.sleep-delay-before-sigkill.ms).
 	StopGrace time.Duration
+	// QOP is the SASL qop list the scheduler and NodeManager ports offer:
+	// "auth" (default, hadoop.rpc.protection=authentication), "auth-int"
+	// (integrity) or "auth-conf" (privacy).
+	QOP string
 }
 
 // Cluster is a running fake cluster. Close stops it and kills every
@@ -105,6 +109,12 @@ type container struct {
 	exitErr               error
 }
 
+// WrappedConnections counts the scheduler's and the NodeManager's
+// connections that negotiated a SASL security layer (Options.QOP).
+func (c *Cluster) WrappedConnections() (scheduler, nodeManager int64) {
+	return c.sched.Stats().Wrapped, c.nm.Stats().Wrapped
+}
+
 // New starts a cluster.
 func New(opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
@@ -123,7 +133,7 @@ func New(opts Options) (*Cluster, error) {
 		RM: rmtest.New(opts.RM), opts: opts, attempts: map[string]*container{}, containers: map[string]*container{},
 		workers: map[string]*worker{}, nextSeq: map[string]int64{}, nmTokens: map[string]*container{},
 	}
-	sched, err := ipctest.NewServer(ipctest.Options{Secrets: c.secret})
+	sched, err := ipctest.NewServer(ipctest.Options{Secrets: c.secret, QOP: opts.QOP})
 	if err != nil {
 		c.RM.Close()
 		return nil, err
@@ -133,7 +143,7 @@ func New(opts Options) (*Cluster, error) {
 	ipctest.Handle(sched, p, hadoopproto.MethodRegisterApplicationMaster, c.register)
 	ipctest.Handle(sched, p, hadoopproto.MethodAllocate, c.allocate)
 	ipctest.Handle(sched, p, hadoopproto.MethodFinishApplicationMaster, c.finish)
-	nmSrv, err := ipctest.NewServer(ipctest.Options{Secrets: c.nmSecret})
+	nmSrv, err := ipctest.NewServer(ipctest.Options{Secrets: c.nmSecret, QOP: opts.QOP})
 	if err != nil {
 		sched.Close()
 		c.RM.Close()

@@ -4,9 +4,10 @@
 // algorithm md5-sess. Both the client in package ipc and the test server in
 // package ipctest use it.
 //
-// Only the authentication exchange is implemented. The integrity and privacy
-// security layers (qop auth-int and auth-conf, HADOOP_PROTOCOLS.md §5.5) are
-// not: a caller that receives a challenge offering only those must refuse it.
+// The integrity and privacy security layers that follow the exchange when
+// the qop is auth-int or auth-conf (HADOOP_PROTOCOLS.md §5.5) are in
+// layer.go: all five ciphers the JDK offers, 3des, rc4, des, rc4-56 and
+// rc4-40.
 package digestmd5
 
 import (
@@ -371,12 +372,7 @@ func ComputeRspAuth(password string, r *Response) string {
 }
 
 func kd(password string, r *Response, a2Prefix string) string {
-	ss := md5.Sum([]byte(r.Username + ":" + r.Realm + ":" + password))
-	a1 := append(ss[:], []byte(":"+r.Nonce+":"+r.CNonce)...)
-	if r.Authzid != "" {
-		a1 = append(a1, []byte(":"+r.Authzid)...)
-	}
-	ha1 := md5.Sum(a1)
+	ha1 := SessionKey(password, r)
 	a2 := a2Prefix + r.DigestURI
 	if r.QOP == QOPAuthInt || r.QOP == QOPAuthConf {
 		a2 += ":00000000000000000000000000000000"

@@ -91,6 +91,9 @@ type Options struct {
 	// QOP is the qop list of the challenge (default "auth"); "auth-conf"
 	// makes the server look like a cluster with hadoop.rpc.protection=privacy.
 	QOP string
+	// Ciphers is the cipher list offered with auth-conf (default
+	// "3des,rc4,des,rc4-56,rc4-40", what a JDK 17 server offers).
+	Ciphers string
 	// Logger; default discard.
 	Logger *logrus.Entry
 }
@@ -102,6 +105,7 @@ type Stats struct {
 	AuthFailures int64
 	Pings        int64
 	Calls        int64
+	Wrapped      int64 // connections that negotiated a SASL security layer
 }
 
 // Server is a running test server on 127.0.0.1.
@@ -115,8 +119,8 @@ type Server struct {
 	conns    map[int64]net.Conn
 	closed   bool
 
-	connSeq                                    atomic.Int64
-	nConns, nAuthed, nAuthFail, nPings, nCalls atomic.Int64
+	connSeq                                              atomic.Int64
+	nConns, nAuthed, nAuthFail, nPings, nCalls, nWrapped atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -127,6 +131,9 @@ type Server struct {
 func NewServer(opts Options) (*Server, error) {
 	if opts.QOP == "" {
 		opts.QOP = digestmd5.QOPAuth
+	}
+	if opts.Ciphers == "" {
+		opts.Ciphers = strings.Join(digestmd5.Ciphers, ",")
 	}
 	if opts.Logger == nil {
 		l := logrus.New()
@@ -173,6 +180,7 @@ func (s *Server) Stats() Stats {
 		AuthFailures: s.nAuthFail.Load(),
 		Pings:        s.nPings.Load(),
 		Calls:        s.nCalls.Load(),
+		Wrapped:      s.nWrapped.Load(),
 	}
 }
 
@@ -417,7 +425,7 @@ func (c *serverConn) saslServer() error {
 	nonce := base64.StdEncoding.EncodeToString(nonceBytes)
 	challenge := fmt.Sprintf(`realm="default",nonce="%s",qop="%s",charset=utf-8,`, nonce, c.s.opts.QOP)
 	if strings.Contains(c.s.opts.QOP, digestmd5.QOPAuthConf) {
-		challenge += `cipher="3des,rc4,des,rc4-56,rc4-40",`
+		challenge += `cipher="` + c.s.opts.Ciphers + `",`
 	}
 	challenge += "algorithm=md5-sess"
 	advertised := &hadoopproto.RpcSaslProto_SaslAuth{
@@ -489,15 +497,32 @@ func (c *serverConn) saslServer() error {
 	if subtle.ConstantTimeCompare([]byte(digestmd5.ComputeResponse(pw, r)), []byte(r.Response)) != 1 {
 		return sasl(MsgMismatched)
 	}
+	var layer *digestmd5.Layer
 	if r.QOP != digestmd5.QOPAuth {
-		// The security layer is not implemented here either.
-		return sasl("ipctest: qop " + r.QOP + " is not implemented by the test server")
+		if r.QOP == digestmd5.QOPAuthConf && !containsQOP(c.s.opts.Ciphers, r.Cipher) {
+			return sasl("DIGEST-MD5: digest response format violation. Invalid cipher: " + r.Cipher)
+		}
+		if layer, err = digestmd5.NewLayer(digestmd5.SessionKey(pw, r), r.QOP, r.Cipher, false); err != nil {
+			return sasl("DIGEST-MD5: " + err.Error())
+		}
 	}
 	c.user = user
-	return c.respond(saslHeader(), &hadoopproto.RpcSaslProto{
+	if err := c.respond(saslHeader(), &hadoopproto.RpcSaslProto{
 		State: hadoopproto.RpcSaslProto_SUCCESS.Enum(),
 		Token: []byte("rspauth=" + digestmd5.ComputeRspAuth(pw, r)),
-	})
+	}); err != nil {
+		return err
+	}
+	if layer != nil {
+		// Everything after SUCCESS travels in WRAP messages (§5.5).
+		sc := ipc.NewSASLConn(c.nc, layer, true, r.MaxBuf, 0)
+		c.wmu.Lock()
+		c.nc = sc
+		c.wmu.Unlock()
+		c.fr = ipc.NewFrameReader(sc, 0)
+		c.s.nWrapped.Add(1)
+	}
+	return nil
 }
 
 func containsQOP(list, q string) bool {

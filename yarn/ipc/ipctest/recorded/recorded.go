@@ -58,7 +58,14 @@ type Session struct {
 	Name     string
 	Preamble []byte
 	Frames   []Frame // in capture order, preamble excluded
-	C2S, S2C []byte  // the byte streams as captured
+	C2S, S2C []byte  // the byte streams as captured; for Wrapped sessions, unwrapped
+
+	// Wrapped sessions ran with a SASL security layer (privacy/: qop
+	// auth-conf, cipher 3des). WireC2S and WireS2C are their streams as
+	// captured, with every byte after SASL SUCCESS inside WRAP frames;
+	// Frames and C2S/S2C are the plain frames inside.
+	Wrapped          bool
+	WireC2S, WireS2C []byte
 }
 
 // File returns a raw file from testdata, e.g. "digest-md5-vector.txt".
@@ -91,11 +98,24 @@ func Load(name string) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{Name: name}
-	if s.C2S, err = File(name + ".c2s.bin"); err != nil {
-		return nil, err
-	}
-	if s.S2C, err = File(name + ".s2c.bin"); err != nil {
-		return nil, err
+	if s.WireC2S, err = File(name + ".wire.c2s.bin"); err == nil {
+		s.Wrapped = true
+		if s.WireS2C, err = File(name + ".wire.s2c.bin"); err != nil {
+			return nil, err
+		}
+		if s.C2S, err = File(name + ".plain.c2s.bin"); err != nil {
+			return nil, err
+		}
+		if s.S2C, err = File(name + ".plain.s2c.bin"); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.C2S, err = File(name + ".c2s.bin"); err != nil {
+			return nil, err
+		}
+		if s.S2C, err = File(name + ".s2c.bin"); err != nil {
+			return nil, err
+		}
 	}
 	sc := bufio.NewScanner(bytes.NewReader(txt))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
