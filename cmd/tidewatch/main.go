@@ -46,6 +46,7 @@ func newRootCommand() *cobra.Command {
 		newAMCommand(),
 		newWorkerCommand(),
 		newForecastCommand(),
+		newAnomaliesCommand(),
 		newSilenceCommand(),
 		newVersionCommand(),
 	)
