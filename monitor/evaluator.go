@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidewatch/tidewatch/monitor/cep"
@@ -342,6 +343,29 @@ func (e *Evaluator) Flush(ctx context.Context) {
 		r.engine.Flush()
 	}
 	e.ctx = context.Background()
+}
+
+// Adopt takes over a firing raised before a restart, whose state the
+// evaluator has lost, as if its rule had last matched at at: a new match of
+// the same rule and key keeps it (without firing it again), and without one
+// it resolves after the rule's resolveAfter, as any firing does. It returns
+// false for a firing it cannot keep, whose rule is gone or does not give its
+// key; the caller resolves that one.
+func (e *Evaluator) Adopt(f Firing, at time.Time) bool {
+	for _, r := range e.runs {
+		if r.rule.Name != f.Rule {
+			continue
+		}
+		key, ok := strings.CutPrefix(f.Key, f.Rule+"/")
+		if !ok {
+			return false
+		}
+		if _, dup := r.active[key]; !dup {
+			r.active[key] = &active{firing: f, lastMatch: at, lastFired: at}
+		}
+		return true
+	}
+	return false
 }
 
 // ForgetJob resolves the active firings of a job that is no longer

@@ -544,6 +544,30 @@ func (m *Monitor) Rules() *rules.Set {
 	return m.eval.Rules()
 }
 
+// Adopt takes over the firings a previous run of the monitor raised and
+// did not resolve (the notifier remembers them across a restart; the
+// monitor does not). Each is kept as if its rule had just matched: if the
+// condition holds it matches again and the alert stays as it is, and if the
+// condition ended while the daemon was down it resolves after the rule's
+// resolveAfter. A firing whose rule no longer exists resolves now. Call it
+// before Start.
+func (m *Monitor) Adopt(ctx context.Context, firings []Firing) (adopted int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.deps.Now()
+	for _, f := range firings {
+		if m.eval.Adopt(f, now) {
+			adopted++
+			continue
+		}
+		monitorSink{m}.Resolve(ctx, Resolved{Key: f.Key, Rule: f.Rule, JobID: f.JobID, TMID: f.TMID, At: now, Reason: ResolvedRuleChanged})
+	}
+	if len(firings) > 0 {
+		m.log.WithFields(logrus.Fields{"adopted": adopted, "resolved": len(firings) - adopted}).Info("took over the firings of the previous run")
+	}
+	return adopted
+}
+
 // Active returns the firings not yet resolved.
 func (m *Monitor) Active() []Firing {
 	m.mu.Lock()

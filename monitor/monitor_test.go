@@ -300,6 +300,62 @@ func TestScrapeRecordedJobMaster(t *testing.T) {
 	}
 }
 
+// TestMonitorAdoptsFiringsOfPreviousRun: after a daemon restart the
+// notifier still holds the alerts the previous run raised. An adopted
+// firing whose condition still holds matches again and is neither fired
+// nor acted on a second time; one whose condition ended while the daemon
+// was down resolves after its rule's resolveAfter; one whose rule is gone
+// resolves at once.
+func TestMonitorAdoptsFiringsOfPreviousRun(t *testing.T) {
+	h := newHarness(t, testRules, nil)
+	tm := "127.0.0.1:38645-a5bc3e"
+	heap := Firing{Key: "HEAP_HIGH/j1/" + tm + "/", Rule: "HEAP_HIGH", JobID: "j1", TMID: tm, Level: rules.LevelFatal}
+	cpu := Firing{Key: "CPU_HIGH/j1/", Rule: "CPU_HIGH", JobID: "j1", Level: rules.LevelInfo}
+	gone := Firing{Key: "DISK_FULL/j1/", Rule: "DISK_FULL", JobID: "j1", Level: rules.LevelWarn}
+	if n := h.m.Adopt(context.Background(), []Firing{heap, cpu, gone}); n != 2 {
+		t.Fatalf("adopted %d firings, want 2", n)
+	}
+	res := h.sink.Resolutions()
+	if len(res) != 1 || res[0].Key != gone.Key || res[0].Reason != ResolvedRuleChanged {
+		t.Fatalf("resolutions after adopting: %+v", res)
+	}
+	if got := len(h.m.Active()); got != 2 {
+		t.Fatalf("%d active firings, want the 2 adopted", got)
+	}
+
+	// The heap is still high: HEAP_HIGH matches again under the same key.
+	h.jm.set(func(f *fakeJobMaster) { f.heap = 0.9 * f.limit })
+	for range 4 {
+		h.step()
+	}
+	if fs := h.sink.Firings(); len(fs) != 0 {
+		t.Fatalf("an adopted firing fired again: %+v", fs)
+	}
+	if reqs := h.actor.requests(); len(reqs) != 0 {
+		t.Fatalf("an adopted firing acted again: %+v", reqs)
+	}
+	// The heap falls: HEAP_HIGH resolves 45s after its last match; CPU_HIGH,
+	// which never matched again, 10 minutes after the adoption.
+	h.jm.set(func(f *fakeJobMaster) { f.heap = 0.5 * f.limit })
+	for range 4 {
+		h.step()
+	}
+	res = h.sink.Resolutions()
+	if len(res) != 2 || res[1].Key != heap.Key || res[1].Reason != ResolvedQuiet {
+		t.Fatalf("resolutions: %+v", res)
+	}
+	for range 33 {
+		h.step()
+	}
+	res = h.sink.Resolutions()
+	if len(res) != 3 || res[2].Key != cpu.Key || res[2].Reason != ResolvedQuiet || !res[2].At.Equal(traceStart.Add(10*time.Minute)) {
+		t.Fatalf("resolutions: %+v", res)
+	}
+	if len(h.sink.Firings()) != 0 || len(h.m.Active()) != 0 {
+		t.Errorf("firings %+v, active %+v", h.sink.Firings(), h.m.Active())
+	}
+}
+
 func TestMonitorFiresActsAndResolves(t *testing.T) {
 	h := newHarness(t, testRules, nil)
 	h.step() // healthy

@@ -199,6 +199,9 @@ func (d *Daemon) Start() error {
 	}()
 	d.watcher.Start()
 	if d.monitor != nil {
+		if d.notifier != nil {
+			d.monitor.Adopt(context.Background(), monitorFirings(d.notifier.Firing()))
+		}
 		d.monitor.Start()
 	}
 	if d.forecaster != nil {

@@ -121,7 +121,7 @@ type forecaster struct {
 
 	mu     sync.Mutex
 	latest map[string]*JobForecast
-	raised map[string]bool // alert keys raised and not resolved
+	raised map[string]alert.Labels // the labels of alerts raised and not resolved, by job/alertname
 
 	stop chan struct{}
 	done chan struct{}
@@ -129,10 +129,32 @@ type forecaster struct {
 
 func newForecaster(o ForecastOptions, store *Store, m historySource, n *notify.Notifier, log *logrus.Entry, now func() time.Time) *forecaster {
 	return &forecaster{o: o, store: store, monitor: m, notifier: n, log: log, now: now,
-		latest: map[string]*JobForecast{}, raised: map[string]bool{}}
+		latest: map[string]*JobForecast{}, raised: map[string]alert.Labels{}}
+}
+
+// Alert names of the forecaster.
+const (
+	alertInputExceedsCapacity = "INPUT_EXCEEDS_CAPACITY"
+	alertThroughputAnomaly    = "THROUGHPUT_ANOMALY"
+)
+
+// adopt takes over the forecaster's alerts that a previous run raised and
+// the notifier kept firing across the restart, so that they resolve like
+// the forecaster's own.
+func (f *forecaster) adopt(firing []alert.Alert) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range firing {
+		if name := a.Labels[alert.LabelEvent]; name == alertInputExceedsCapacity || name == alertThroughputAnomaly {
+			f.raised[a.Job()+"/"+name] = a.Labels.Clone()
+		}
+	}
 }
 
 func (f *forecaster) Start() {
+	if f.notifier != nil {
+		f.adopt(f.notifier.Firing())
+	}
 	f.stop, f.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(f.done)
@@ -163,6 +185,7 @@ func (f *forecaster) cycle(ctx context.Context) {
 		f.log.WithError(err).Warn("forecast: listing jobs")
 		return
 	}
+	f.resolveGone(ctx, jobs)
 	for _, j := range jobs {
 		fc, err := f.forecastJob(j)
 		if err != nil {
@@ -173,6 +196,32 @@ func (f *forecaster) cycle(ctx context.Context) {
 		f.latest[j.ID] = fc
 		f.mu.Unlock()
 		f.alert(ctx, j, fc)
+	}
+}
+
+// resolveGone resolves the alerts of jobs that no longer run: no forecast
+// will say their condition ended.
+func (f *forecaster) resolveGone(ctx context.Context, running []Job) {
+	if f.notifier == nil {
+		return
+	}
+	ids := map[string]bool{}
+	for _, j := range running {
+		ids[j.ID] = true
+	}
+	f.mu.Lock()
+	var gone []alert.Labels
+	for key, ls := range f.raised {
+		if !ids[ls[alert.LabelJob]] {
+			gone = append(gone, ls)
+			delete(f.raised, key)
+		}
+	}
+	f.mu.Unlock()
+	for _, ls := range gone {
+		if err := f.notifier.Resolve(ctx, notify.Alert{Labels: ls}); err != nil {
+			f.log.WithError(err).Warn("forecast: resolving an alert")
+		}
 	}
 }
 
@@ -301,21 +350,27 @@ func (f *forecaster) alert(ctx context.Context, j Job, fc *JobForecast) {
 		key := j.ID + "/" + name
 		f.mu.Lock()
 		was := f.raised[key]
-		f.raised[key] = on
+		if on {
+			f.raised[key] = labels(name)
+		} else {
+			delete(f.raised, key)
+		}
 		f.mu.Unlock()
 		switch {
-		case on && !was:
+		case on && was == nil:
 			if err := f.notifier.Raise(ctx, notify.Alert{Labels: labels(name), Annotations: alert.Labels{"summary": summary}}); err != nil {
 				f.log.WithError(err).Warn("forecast: raising an alert")
 			}
-		case !on && was:
-			if err := f.notifier.Resolve(ctx, notify.Alert{Labels: labels(name)}); err != nil {
+		case !on && was != nil:
+			// The labels it was raised with: a job renamed since, or an
+			// alert of the previous run, keeps its own.
+			if err := f.notifier.Resolve(ctx, notify.Alert{Labels: was}); err != nil {
 				f.log.WithError(err).Warn("forecast: resolving an alert")
 			}
 		}
 	}
 	if c := fc.Capacity; c != nil {
-		set("INPUT_EXCEEDS_CAPACITY", c.ExceedsInSeconds >= 0, fmt.Sprintf(
+		set(alertInputExceedsCapacity, c.ExceedsInSeconds >= 0, fmt.Sprintf(
 			"input will exceed capacity (%.0f records/s at parallelism %d) in ~%.0f min; recommended parallelism %d",
 			c.Capacity, c.Parallelism, math.Ceil(c.ExceedsInSeconds/60), c.RecommendedParallelism))
 	}
@@ -329,7 +384,7 @@ func (f *forecaster) alert(ctx context.Context, j Job, fc *JobForecast) {
 			worst = a
 		}
 	}
-	set("THROUGHPUT_ANOMALY", recent, fmt.Sprintf("source throughput %.1f records/s where %.1f was expected (score %.1f)",
+	set(alertThroughputAnomaly, recent, fmt.Sprintf("source throughput %.1f records/s where %.1f was expected (score %.1f)",
 		worst.Value, worst.Expected, worst.Score))
 }
 

@@ -90,6 +90,45 @@ func TestForecasterRisingInput(t *testing.T) {
 	if !found {
 		t.Errorf("no INPUT_EXCEEDS_CAPACITY alert among %+v", alerts)
 	}
+	firing := func(name string) bool {
+		for _, a := range td.notifier.Firing() {
+			if a.Labels["alertname"] == name && a.Job() == j.ID {
+				return true
+			}
+		}
+		return false
+	}
+
+	// The forecaster of the next daemon run takes the alert over; once the
+	// input has levelled off, its first forecast resolves it.
+	flat := &fakeHistory{bp: h.bp}
+	for i, s := range h.rates {
+		v := 40 + 3*rng.NormFloat64()
+		if i == 10 {
+			v = 150
+		}
+		flat.rates = append(flat.rates, monitor.Sample{Time: s.Time, Value: v})
+	}
+	fc2 := newForecaster(o, td.store, flat, td.notifier, testLogger(), td.now)
+	fc2.adopt(td.notifier.Firing())
+	if !firing("INPUT_EXCEEDS_CAPACITY") || len(fc2.raised) != 1 {
+		t.Fatalf("adopted %v", fc2.raised)
+	}
+	fc2.cycle(context.Background())
+	if firing("INPUT_EXCEEDS_CAPACITY") {
+		t.Errorf("the adopted alert still fires after a forecast within capacity")
+	}
+	// Raised again as the input rises, then the job no longer runs: the
+	// alert resolves.
+	fc2.monitor = h
+	fc2.cycle(context.Background())
+	if !firing("INPUT_EXCEEDS_CAPACITY") {
+		t.Fatal("not raised again")
+	}
+	fc2.resolveGone(context.Background(), nil)
+	if firing("INPUT_EXCEEDS_CAPACITY") || len(fc2.raised) != 0 {
+		t.Errorf("the alert of a job that no longer runs still fires")
+	}
 
 	// Not enough history: 404 that says why.
 	other := submit(t, td, strings.Replace(goodSpec, "name: clicks", "name: other", 1))

@@ -177,6 +177,24 @@ func (s notifySink) Resolve(ctx context.Context, r monitor.Resolved) {
 	}
 }
 
+// monitorFirings turns the firing alerts the notifier kept across a
+// restart back into the monitor's firings: those with a monitor_key label,
+// which only the monitor's alerts have.
+func monitorFirings(alerts []alert.Alert) []monitor.Firing {
+	var out []monitor.Firing
+	for _, a := range alerts {
+		key := a.Labels[labelMonitorKey]
+		if key == "" {
+			continue
+		}
+		out = append(out, monitor.Firing{
+			Key: key, Rule: a.Labels[alert.LabelEvent], JobID: a.Job(), TMID: a.Labels[labelWorker],
+			Level: rules.Level(a.Labels[alert.LabelLevel]), Scope: rules.Scope(a.Labels[labelScope]), Start: a.StartsAt,
+		})
+	}
+	return out
+}
+
 // firingAlert is the alert of a firing: its identity the firing key, its
 // annotations what explains it.
 func firingAlert(f monitor.Firing) alert.Alert {

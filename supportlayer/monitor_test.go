@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/monitor"
 	"github.com/tidewatch/tidewatch/monitor/rules"
+	"github.com/tidewatch/tidewatch/notify"
 	"github.com/tidewatch/tidewatch/notify/alert"
 	yarndeploy "github.com/tidewatch/tidewatch/supportlayer/deploy/yarn"
 	"github.com/tidewatch/tidewatch/supportlayer/jobmaster"
@@ -222,5 +223,54 @@ func TestMonitorTargetsIncludeYARNWorkers(t *testing.T) {
 	}
 	if fmt.Sprint(targets) != fmt.Sprint(want) {
 		t.Errorf("targets\n%+v\nwant\n%+v", targets, want)
+	}
+}
+
+// TestDaemonRestartAdoptsMonitorAlerts: the monitor's alerts that were
+// firing when the daemon stopped are taken over by the next daemon's
+// monitor (the one whose rule still exists stays firing, to resolve when
+// its condition has been gone for the rule's resolveAfter); one whose rule
+// was removed meanwhile resolves at start.
+func TestDaemonRestartAdoptsMonitorAlerts(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	f := newFakeCluster(t)
+	o := testOptions(t)
+	cfg, err := notify.ParseConfig([]byte(`
+route: {receiver: ops, group_wait: 0s}
+receivers:
+  - name: ops
+    channels: [{webhook: {url: "` + hook.URL + `"}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Notify = &cfg
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	rulesText := "rules:\n  - name: CPU\n    level: INFO\n    scope: jobmanager\n    metrics: [cpu_load]\n    within: 1m\n    pattern:\n      - name: e1\n        where: metricsValue > 0.9\n"
+	if err := os.WriteFile(file, []byte(rulesText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Monitor.Rules = file
+	const job = "0123456789abcdef0123456789abcdef"
+	td := startTestDaemon(t, o, f)
+	for _, rule := range []string{"CPU", "DISK_FULL"} {
+		a := alert.New(job, rule, alert.LevelInfo, alert.Labels{labelScope: "jobmanager", labelMonitorKey: rule + "/" + job + "/"})
+		if err := td.Notifier().Raise(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := td.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	td2 := startTestDaemon(t, o, f)
+	firing := td2.Notifier().Firing()
+	if len(firing) != 1 || firing[0].Labels[alert.LabelEvent] != "CPU" {
+		t.Fatalf("firing after the restart: %v", firing)
+	}
+	active := td2.monitor.Active()
+	if len(active) != 1 || active[0].Key != "CPU/"+job+"/" || active[0].JobID != job {
+		t.Fatalf("the monitor's active firings: %+v", active)
 	}
 }
