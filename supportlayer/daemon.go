@@ -2,6 +2,8 @@ package supportlayer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,10 @@ type Daemon struct {
 	monitor    *monitor.Monitor // nil without monitor.rules
 	forecaster *forecaster      // nil without the monitor or forecast.interval
 	lock       *os.File
+	lease      Lease         // this daemon's lease on the database
+	leaseLost  chan error    // receives why, if the lease is lost
+	leaseStop  chan struct{} // ends the renewal
+	leaseDone  chan struct{}
 
 	srv      *http.Server
 	listener net.Listener
@@ -135,6 +141,11 @@ func newDaemon(opts Options, log *logrus.Entry, newDeployer deployerFactory) (*D
 		lock.Close()
 		return nil, err
 	}
+	if err := d.acquireLease(); err != nil {
+		d.store.Close()
+		lock.Close()
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -197,6 +208,8 @@ func (d *Daemon) Start() error {
 		}
 		d.serveErr <- err
 	}()
+	d.leaseStop, d.leaseDone = make(chan struct{}), make(chan struct{})
+	go d.renewLease()
 	d.watcher.Start()
 	if d.monitor != nil {
 		if d.notifier != nil {
@@ -239,6 +252,13 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		if c, ok := d.deployer.(io.Closer); ok {
 			err = errors.Join(err, c.Close())
 		}
+		if d.leaseStop != nil {
+			close(d.leaseStop)
+			<-d.leaseDone
+		}
+		if rerr := d.store.ReleaseLease(ctx, d.lease, d.now()); rerr != nil {
+			d.log.WithError(rerr).Warn("release the database lease")
+		}
 		err = errors.Join(err, d.notifier.Stop(ctx), d.store.Close(), d.lock.Close())
 		d.log.Info("daemon stopped")
 	})
@@ -259,10 +279,92 @@ func Run(ctx context.Context, opts Options, log *logrus.Entry) error {
 	case <-ctx.Done():
 	case err = <-d.serveErr:
 		d.serveErr <- err // Stop reads it again
+	case err = <-d.leaseLost:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(err, d.Stop(sctx))
+}
+
+// DefaultLeaseTTL is database.lease_ttl's default.
+const DefaultLeaseTTL = 30 * time.Second
+
+// acquireLease takes the database's daemon lease, waiting up to its TTL
+// (and a little) for a lease whose holder stopped renewing to expire.
+func (d *Daemon) acquireLease() error {
+	host, _ := os.Hostname()
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	ttl := d.opts.Database.LeaseTTL
+	d.lease = Lease{Name: daemonLease, Holder: hex.EncodeToString(id), Host: host, PID: os.Getpid(), Listen: d.opts.Listen}
+	d.leaseLost = make(chan error, 1)
+	deadline := time.Now().Add(ttl + ttl/5 + time.Second)
+	logged := false
+	for {
+		now := d.now()
+		want := d.lease
+		want.ExpiresAt, want.RenewedAt = now.Add(ttl), now
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		got, err := d.store.AcquireLease(ctx, want, now)
+		cancel()
+		if err == nil {
+			d.lease = got
+			return nil
+		}
+		if !errors.Is(err, ErrLeaseHeld) {
+			return fmt.Errorf("database: lease: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("database: another daemon uses this database (%s); two daemons on one database would both "+
+				"deploy its jobs: stop the other one or give this one its own database: %w", got, err)
+		}
+		if !logged {
+			d.log.WithField("holder", got.String()).Warn("the database is leased to another daemon; waiting for the lease to expire")
+			logged = true
+		}
+		time.Sleep(min(time.Second, ttl/4))
+	}
+}
+
+// renewLease renews the lease every third of its TTL until Stop. A lease
+// taken by another daemon, or one that expired because the database could
+// not be reached, is lost: the daemon must stop, since the other daemon
+// now deploys the jobs.
+func (d *Daemon) renewLease() {
+	defer close(d.leaseDone)
+	ttl := d.opts.Database.LeaseTTL
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.leaseStop:
+			return
+		case <-t.C:
+		}
+		now := d.now()
+		next := d.lease
+		next.ExpiresAt, next.RenewedAt = now.Add(ttl), now
+		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
+		err := d.store.RenewLease(ctx, next)
+		cancel()
+		switch {
+		case err == nil:
+			d.lease = next
+			continue
+		case errors.Is(err, ErrLeaseHeld):
+		case now.Before(d.lease.ExpiresAt):
+			d.log.WithError(err).Warn("renew the database lease; retrying")
+			continue
+		default:
+			err = fmt.Errorf("the lease expired at %s without renewal: %w", d.lease.ExpiresAt.Format(time.RFC3339), err)
+		}
+		d.log.WithError(err).Error("lost the database lease; stopping")
+		d.watcher.Stop()
+		d.leaseLost <- fmt.Errorf("database: lost the lease: %w", err)
+		return
+	}
 }
 
 func lockFile(path string) (*os.File, error) {

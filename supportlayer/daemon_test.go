@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -399,6 +400,56 @@ func TestDaemonRestartAdoptsRunningJobs(t *testing.T) {
 	}
 	if pids := f.alivePIDs(j.ID); len(pids) != 1 {
 		t.Fatalf("alive copies = %v, want exactly one", pids)
+	}
+}
+
+// TestOneDaemonPerDatabase: a second daemon on the same database (its own
+// data directory) waits for the first one's lease and then refuses to
+// start, saying who holds it; once the first stops, it starts at once. A
+// daemon whose lease is taken from it stops.
+func TestOneDaemonPerDatabase(t *testing.T) {
+	f := newFakeCluster(t)
+	db := filepath.Join(t.TempDir(), "shared.db")
+	opts := func() Options {
+		o := testOptions(t)
+		o.Database.DSN = db
+		o.Database.LeaseTTL = time.Second
+		return o
+	}
+	td := startTestDaemon(t, opts(), f)
+	start := time.Now()
+	_, err := newDaemon(opts(), testLogger(), f.factory)
+	if err == nil || !strings.Contains(err.Error(), "another daemon uses this database") || !strings.Contains(err.Error(), "127.0.0.1:0") {
+		t.Fatalf("second daemon on the database: %v", err)
+	}
+	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
+	if err := td.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	td2 := startTestDaemon(t, opts(), f)
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("the lease released by Stop took %v to take", d)
+	}
+
+	// Another holder takes the lease (as if this daemon had stalled past
+	// its expiry): the daemon reports the loss and stops its watcher.
+	if err := td2.store.db.Model(&Lease{}).Where("name = ?", daemonLease).Update("holder", "usurper").Error; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-td2.leaseLost:
+		if !errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("lease loss: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the daemon did not notice that its lease was taken")
+	}
+	td2.watcher.mu.Lock()
+	stopped := td2.watcher.stopped
+	td2.watcher.mu.Unlock()
+	if !stopped {
+		t.Error("the watcher still runs without the lease")
 	}
 }
 

@@ -35,6 +35,10 @@ type Options struct {
 		Driver string `yaml:"driver"`
 		// DSN of the database; for sqlite the default is <data_dir>/tidewatch.db.
 		DSN string `yaml:"dsn"`
+		// LeaseTTL is how long the daemon's lease on the database lasts
+		// unless renewed (every third of it). A second daemon on the same
+		// database waits this long for the lease and then refuses to start.
+		LeaseTTL time.Duration `yaml:"lease_ttl"`
 	} `yaml:"database"`
 
 	Auth struct {
@@ -135,6 +139,7 @@ func DefaultOptions() Options {
 	o.Log.Level = "info"
 	o.Log.Format = "text"
 	o.Database.Driver = "sqlite"
+	o.Database.LeaseTTL = DefaultLeaseTTL
 	o.Deployer = "local"
 	o.Watch.Interval = 5 * time.Second
 	o.Watch.ProbeTimeout = 2 * time.Second
@@ -186,6 +191,9 @@ func (o Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("database.driver: must be sqlite, mysql or postgres, got %q", o.Database.Driver)
+	}
+	if o.Database.LeaseTTL < time.Second {
+		return fmt.Errorf("database.lease_ttl: must be at least 1s, got %s", o.Database.LeaseTTL)
 	}
 	switch o.Deployer {
 	case "local":

@@ -101,6 +101,7 @@ var migrations = []struct {
 	// the delivery outbox and its attempts, silences, the notification log)
 	// in this database; their models and this step live in package notify.
 	{2, "notify: alerts, outbox, silences", notify.Migrate},
+	{3, "daemon lease", func(tx *gorm.DB) error { return tx.Migrator().AutoMigrate(&Lease{}) }},
 }
 
 // Store is the daemon's metadata database.

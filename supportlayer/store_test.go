@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +37,7 @@ func storeBackends(t *testing.T) map[string]func(t *testing.T) *Store {
 				t.Fatal(err)
 			}
 			// A scratch database: start from empty tables.
-			for _, m := range []any{&Event{}, &Deployment{}, &Job{}} {
+			for _, m := range []any{&Event{}, &Deployment{}, &Job{}, &Lease{}} {
 				if err := s.db.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(m).Error; err != nil {
 					t.Fatal(err)
 				}
@@ -154,5 +156,74 @@ func testStore(t *testing.T, s *Store) {
 	// With the first job ended, its name is free again.
 	if err := s.CreateJob(ctx, &Job{ID: "2123456789abcdef0123456789abcdef", Name: "a", State: StateSubmitted, CreatedAt: now}, Event{Time: now}); err != nil {
 		t.Fatalf("reuse of an ended job's name: %v", err)
+	}
+}
+
+func TestLease(t *testing.T) {
+	for name, open := range storeBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			testLease(t, s)
+		})
+	}
+}
+
+func testLease(t *testing.T, s *Store) {
+	ctx := context.Background()
+	host, _ := os.Hostname()
+	now := time.Now().UTC().Truncate(time.Second)
+	lease := func(holder string, pid int, at time.Time) Lease {
+		return Lease{Name: daemonLease, Holder: holder, Host: "elsewhere", PID: pid, Listen: "x:1", ExpiresAt: at.Add(30 * time.Second), RenewedAt: at}
+	}
+	a, b := lease("a", 1, now), lease("b", 2, now)
+	if got, err := s.AcquireLease(ctx, a, now); err != nil || got.Holder != "a" {
+		t.Fatalf("first acquire: %+v, %v", got, err)
+	}
+	if got, err := s.AcquireLease(ctx, a, now); err != nil || got.Holder != "a" {
+		t.Fatalf("the holder acquires again: %+v, %v", got, err)
+	}
+	got, err := s.AcquireLease(ctx, b, now.Add(10*time.Second))
+	if !errors.Is(err, ErrLeaseHeld) || got.Holder != "a" || got.Host != "elsewhere" || !strings.Contains(err.Error(), "host elsewhere, pid 1") {
+		t.Fatalf("acquire of a held lease: %+v, %v", got, err)
+	}
+	if err := s.RenewLease(ctx, lease("b", 2, now.Add(10*time.Second))); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("renew by a non-holder: %v", err)
+	}
+	if err := s.RenewLease(ctx, lease("a", 1, now.Add(20*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	// Renewed until now+50s: still held at +40s, free at +50s.
+	if _, err := s.AcquireLease(ctx, lease("b", 2, now.Add(40*time.Second)), now.Add(40*time.Second)); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("acquire before the renewed expiry: %v", err)
+	}
+	if got, err := s.AcquireLease(ctx, lease("b", 2, now.Add(50*time.Second)), now.Add(50*time.Second)); err != nil || got.Holder != "b" {
+		t.Fatalf("acquire of an expired lease: %+v, %v", got, err)
+	}
+	if err := s.RenewLease(ctx, lease("a", 1, now.Add(51*time.Second))); !errors.Is(err, ErrLeaseHeld) || !strings.Contains(err.Error(), "pid 2") {
+		t.Fatalf("renew of a lease taken over: %v", err)
+	}
+	// Released: free at once.
+	if err := s.ReleaseLease(ctx, lease("b", 2, now), now.Add(52*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AcquireLease(ctx, lease("a", 1, now.Add(53*time.Second)), now.Add(53*time.Second)); err != nil || got.Holder != "a" {
+		t.Fatalf("acquire of a released lease: %+v, %v", got, err)
+	}
+	// Held by a process of this host that has exited: free at once.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := lease("a", cmd.Process.Pid, now.Add(54*time.Second))
+	dead.Host = host
+	if err := s.RenewLease(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Model(&Lease{}).Where("name = ?", daemonLease).Updates(map[string]any{"host": host, "pid": cmd.Process.Pid}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AcquireLease(ctx, lease("c", 3, now.Add(55*time.Second)), now.Add(55*time.Second)); err != nil || got.Holder != "c" {
+		t.Fatalf("acquire of a lease whose holder died: %+v, %v", got, err)
 	}
 }
