@@ -9,6 +9,12 @@
 //	<staging>/.tidewatch/bin/<sha256>/<name>   runtime binary, reused while its hash is unchanged
 //	<staging>/<application-id>/<link>          job spec and user files of one application
 //
+// Files are written under a temporary name and renamed into place. A staged
+// binary is never replaced: applications were submitted with its
+// modification time, and the NodeManager refuses to localize a file whose
+// time changed. So when deployments upload the same binary at once, the
+// first rename wins (FileSystem.RenameNoReplace) and the others use its file.
+//
 // Directories are created 0700 and files 0600: the NodeManager localizes
 // PRIVATE and APPLICATION resources as the submitting user, who owns them.
 // The filesystem is behind FileSystem: HDFS (github.com/colinmarc/hdfs/v2)
@@ -37,6 +43,7 @@ var (
 	ErrInvalidRequest = errors.New("hdfs: invalid staging request")
 	ErrChanged        = errors.New("hdfs: resource changed on src filesystem")
 	ErrNotPublic      = errors.New("hdfs: resource is not publicly accessible")
+	ErrConflict       = errors.New("hdfs: something else is where a staged file belongs")
 )
 
 // FileSystem is what the Stager needs from a filesystem. Paths are absolute,
@@ -47,6 +54,10 @@ type FileSystem interface {
 	Create(p string, perm fs.FileMode) (io.WriteCloser, error)
 	// Rename moves oldpath to newpath, replacing a file at newpath.
 	Rename(oldpath, newpath string) error
+	// RenameNoReplace moves oldpath to newpath atomically unless newpath
+	// exists; then it fails with an error satisfying
+	// errors.Is(err, fs.ErrExist) and leaves both paths as they were.
+	RenameNoReplace(oldpath, newpath string) error
 	Chmod(p string, perm fs.FileMode) error
 	// Stat reports size, permissions and modification time; the error
 	// satisfies errors.Is(err, fs.ErrNotExist) for a missing path.
@@ -101,6 +112,23 @@ func (l *LocalFS) Rename(oldpath, newpath string) error {
 	return os.Rename(o, n)
 }
 
+// RenameNoReplace links newpath to oldpath's file, which fails if newpath
+// exists, and then removes oldpath. The file keeps its modification time.
+func (l *LocalFS) RenameNoReplace(oldpath, newpath string) error {
+	o, err := l.local(oldpath)
+	if err != nil {
+		return err
+	}
+	n, err := l.local(newpath)
+	if err != nil {
+		return err
+	}
+	if err := os.Link(o, n); err != nil {
+		return err
+	}
+	return os.Remove(o)
+}
+
 func (l *LocalFS) Chmod(p string, perm fs.FileMode) error {
 	lp, err := l.local(p)
 	if err != nil {
@@ -133,7 +161,8 @@ func (l *LocalFS) URL(p string) string {
 // HDFS is a FileSystem on HDFS.
 type HDFS struct {
 	client    *chdfs.Client
-	defaultFS string // hdfs://host:port or hdfs://nameservice
+	nn        *nameNodeRPC // the calls client lacks (RenameNoReplace)
+	defaultFS string       // hdfs://host:port or hdfs://nameservice
 }
 
 var _ FileSystem = (*HDFS)(nil)
@@ -196,7 +225,7 @@ func NewHDFS(o HDFSOptions) (*HDFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hdfs: connect to %v as %s: %w", o.Addresses, o.User, err)
 	}
-	return &HDFS{client: c, defaultFS: strings.TrimRight(o.DefaultFS, "/")}, nil
+	return &HDFS{client: c, nn: &nameNodeRPC{addrs: o.Addresses, user: o.User}, defaultFS: strings.TrimRight(o.DefaultFS, "/")}, nil
 }
 
 // Close closes the connection to the NameNode.

@@ -212,18 +212,19 @@ func (s *Stager) Stage(ctx context.Context, req Request) (*Staged, error) {
 
 // stageBinary uploads the binary to its content-addressed place unless a
 // complete copy is there already (uploads are renamed into place, so an
-// existing file is complete).
+// existing file is complete). It never replaces that file: applications
+// submitted with it would fail to localize it, the modification time having
+// changed. If another deployment renamed its upload into place first, this
+// upload is dropped and that file used.
 func (s *Stager) stageBinary(ctx context.Context, local, link string) (rm.LocalResource, bool, error) {
 	sum, size, err := hashFile(local)
 	if err != nil {
 		return rm.LocalResource{}, false, fmt.Errorf("hdfs: hashing %s: %w", local, err)
 	}
 	dst := s.BinaryPath(sum, link)
-	if fi, err := s.fs.Stat(dst); err == nil && fi.Size() == size && !fi.IsDir() {
-		lr, err := s.resource(dst, rm.TypeFile, rm.VisibilityPrivate)
-		return lr, true, err
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return rm.LocalResource{}, false, fmt.Errorf("hdfs: stat %s: %w", dst, err)
+	// Staged already (or in the way, or unreadable)?
+	if lr, err := s.stagedBinary(dst, size); !errors.Is(err, fs.ErrNotExist) {
+		return lr, err == nil, err
 	}
 	if err := s.mkdir(path.Dir(dst)); err != nil {
 		return rm.LocalResource{}, false, err
@@ -233,13 +234,34 @@ func (s *Stager) stageBinary(ctx context.Context, local, link string) (rm.LocalR
 		return rm.LocalResource{}, false, fmt.Errorf("hdfs: %w", err)
 	}
 	defer f.Close()
-	if err := s.upload(ctx, f, dst); err != nil {
+	reused := false
+	if err := s.upload(ctx, f, dst, false); errors.Is(err, fs.ErrExist) {
+		s.log.WithField("path", dst).Debug("another deployment staged the binary meanwhile; using its copy")
+		reused = true
+	} else if err != nil {
 		return rm.LocalResource{}, false, err
+	}
+	lr, err := s.stagedBinary(dst, size)
+	return lr, reused, err
+}
+
+// stagedBinary describes the binary staged at dst. The error satisfies
+// errors.Is(err, fs.ErrNotExist) when nothing is there, and wraps
+// ErrConflict when something other than a file of the binary's size is.
+func (s *Stager) stagedBinary(dst string, size int64) (rm.LocalResource, error) {
+	fi, err := s.fs.Stat(dst)
+	if err != nil {
+		return rm.LocalResource{}, fmt.Errorf("hdfs: stat %s: %w", dst, err)
+	}
+	if fi.IsDir() {
+		return rm.LocalResource{}, fmt.Errorf("%w: %s is a directory, not the runtime binary; remove it", ErrConflict, s.fs.URL(dst))
+	}
+	if fi.Size() != size {
+		return rm.LocalResource{}, fmt.Errorf("%w: %s has %d bytes, not the %d of the runtime binary with this content hash; remove it", ErrConflict, s.fs.URL(dst), fi.Size(), size)
 	}
 	// PRIVATE: the NodeManager caches it for all of this user's
 	// applications, keyed by path and timestamp, so reuse is fast there too.
-	lr, err := s.resource(dst, rm.TypeFile, rm.VisibilityPrivate)
-	return lr, false, err
+	return s.resourceOf(dst, fi, rm.TypeFile, rm.VisibilityPrivate), nil
 }
 
 // mkdir creates a directory chain; the leaf gets DirMode explicitly, since
@@ -256,19 +278,21 @@ func (s *Stager) mkdir(dir string) error {
 
 func (s *Stager) uploadFile(ctx context.Context, f File, dst string) error {
 	if f.Data != nil {
-		return s.upload(ctx, bytes.NewReader(f.Data), dst)
+		return s.upload(ctx, bytes.NewReader(f.Data), dst, true)
 	}
 	lf, err := os.Open(f.LocalPath)
 	if err != nil {
 		return fmt.Errorf("hdfs: staging %s: %w", f.Link, err)
 	}
 	defer lf.Close()
-	return s.upload(ctx, lf, dst)
+	return s.upload(ctx, lf, dst, true)
 }
 
 // upload writes src to a temporary name beside dst and renames it into
-// place, so dst is never seen half-written.
-func (s *Stager) upload(ctx context.Context, src io.Reader, dst string) error {
+// place, so dst is never seen half-written. Without replace, an existing dst
+// stays as it is, the upload is removed, and the error satisfies
+// errors.Is(err, fs.ErrExist).
+func (s *Stager) upload(ctx context.Context, src io.Reader, dst string, replace bool) error {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(dst), ".tidewatch-tmp-"+hex.EncodeToString(rnd[:]))
@@ -283,8 +307,10 @@ func (s *Stager) upload(ctx context.Context, src io.Reader, dst string) error {
 	if cerr == nil {
 		cerr = s.fs.Chmod(tmp, s.opts.FileMode)
 	}
-	if cerr == nil {
+	if cerr == nil && replace {
 		cerr = s.fs.Rename(tmp, dst)
+	} else if cerr == nil {
+		cerr = s.fs.RenameNoReplace(tmp, dst)
 	}
 	if cerr != nil {
 		_ = s.fs.RemoveAll(tmp)
@@ -299,7 +325,11 @@ func (s *Stager) resource(p string, typ rm.LocalResourceType, vis rm.Visibility)
 	if err != nil {
 		return rm.LocalResource{}, fmt.Errorf("hdfs: stat %s: %w", p, err)
 	}
-	return rm.LocalResource{URL: s.fs.URL(p), Type: typ, Visibility: vis, Size: fi.Size(), Timestamp: modTimeMS(fi)}, nil
+	return s.resourceOf(p, fi, typ, vis), nil
+}
+
+func (s *Stager) resourceOf(p string, fi fs.FileInfo, typ rm.LocalResourceType, vis rm.Visibility) rm.LocalResource {
+	return rm.LocalResource{URL: s.fs.URL(p), Type: typ, Visibility: vis, Size: fi.Size(), Timestamp: modTimeMS(fi)}
 }
 
 // Cleanup deletes <staging>/<application-id>. The shared binary stays.

@@ -3,14 +3,18 @@ package hdfs_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,5 +399,153 @@ func TestStagedResourcesLocalizeThroughFakeRM(t *testing.T) {
 	a, err := c.Attempts(ctx, id2)
 	if err != nil || len(a) != 2 {
 		t.Errorf("failed localization should cost an attempt: %+v %v", a, err)
+	}
+}
+
+// raceFS is one stager's view of a LocalFS shared with another stager. Like
+// HDFS, it gives a file its modification time when the file is closed,
+// from a clock shared by the views, so no two uploads share a timestamp. It
+// calls created after creating a file in the binary directory and
+// beforeRename before moving an upload there.
+type raceFS struct {
+	hdfs.FileSystem
+	root         string
+	clock        *atomic.Int64 // seconds since 2030-01-01
+	created      func()
+	beforeRename func()
+}
+
+func isBinaryDir(p string) bool { return strings.Contains(p, "/.tidewatch/bin/") }
+
+func (r *raceFS) Create(p string, perm fs.FileMode) (io.WriteCloser, error) {
+	w, err := r.FileSystem.Create(p, perm)
+	if err != nil {
+		return nil, err
+	}
+	if isBinaryDir(p) && r.created != nil {
+		r.created()
+	}
+	return &closeHook{WriteCloser: w, closed: func() error {
+		t := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.clock.Add(1)) * time.Second)
+		return os.Chtimes(filepath.Join(r.root, filepath.FromSlash(p)), t, t)
+	}}, nil
+}
+
+func (r *raceFS) Rename(oldpath, newpath string) error {
+	if isBinaryDir(newpath) && r.beforeRename != nil {
+		r.beforeRename()
+	}
+	return r.FileSystem.Rename(oldpath, newpath)
+}
+
+func (r *raceFS) RenameNoReplace(oldpath, newpath string) error {
+	if isBinaryDir(newpath) && r.beforeRename != nil {
+		r.beforeRename()
+	}
+	return r.FileSystem.RenameNoReplace(oldpath, newpath)
+}
+
+type closeHook struct {
+	io.WriteCloser
+	closed func() error
+}
+
+func (c *closeHook) Close() error {
+	if err := c.WriteCloser.Close(); err != nil {
+		return err
+	}
+	return c.closed()
+}
+
+// Two deployments stage the same binary at once; both find no staged copy
+// and upload it. The second to finish must not replace the first's file:
+// the first application was submitted with its modification time, and the
+// NodeManager refuses a resource whose timestamp changed (§1.3.2).
+func TestConcurrentStagingKeepsTheFirstBinary(t *testing.T) {
+	u := localFS(t)
+	root := u.fs.(*hdfs.LocalFS).Root
+	var clock atomic.Int64
+	bCreated, aDone := make(chan struct{}), make(chan struct{})
+	wait := func(ch chan struct{}, what string) {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Errorf("gave up waiting for %s", what)
+		}
+	}
+	var once sync.Once
+	fsA := &raceFS{FileSystem: u.fs, root: root, clock: &clock,
+		// A renames only once B has found no staged copy and begun its upload.
+		beforeRename: func() { wait(bCreated, "B's upload") }}
+	fsB := &raceFS{FileSystem: u.fs, root: root, clock: &clock,
+		created: func() { once.Do(func() { close(bCreated) }) },
+		// B renames only after A's staging has finished.
+		beforeRename: func() { wait(aDone, "A's staging") }}
+	stager := func(fsys hdfs.FileSystem) *hdfs.Stager {
+		opts := hdfs.DefaultOptions()
+		opts.StagingDir = u.staging
+		st, err := hdfs.NewStager(fsys, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	stA, stB := stager(fsA), stager(fsB)
+	bin := writeTemp(t, "tidewatch", "#!/bin/sh\necho runtime\n")
+	req := func(app string) hdfs.Request {
+		return hdfs.Request{ApplicationID: app, Binary: bin, Files: []hdfs.File{{Link: "job.yaml", Data: []byte("job")}}}
+	}
+	sum := sha256.Sum256([]byte("#!/bin/sh\necho runtime\n"))
+	binPath := stA.BinaryPath(hex.EncodeToString(sum[:]), "tidewatch")
+	ctx := context.Background()
+	var (
+		wg          sync.WaitGroup
+		a, b        *hdfs.Staged
+		errA, errB  error
+		mtimeAfterA int64
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(aDone)
+		if a, errA = stA.Stage(ctx, req("application_1795472519589_0011")); errA == nil {
+			if fi, err := u.fs.Stat(binPath); err == nil {
+				mtimeAfterA = fi.ModTime().UnixMilli()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		b, errB = stB.Stage(ctx, req("application_1795472519589_0012"))
+	}()
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("staging: A %v, B %v", errA, errB)
+	}
+	ra, rb := a.Resources["tidewatch"], b.Resources["tidewatch"]
+	if ra != rb || pathOf(t, u, ra) != binPath {
+		t.Errorf("the two applications got different binaries:\nA %+v\nB %+v", ra, rb)
+	}
+	if a.BinaryReused || !b.BinaryReused {
+		t.Errorf("reused: A %t, B %t; want false, true", a.BinaryReused, b.BinaryReused)
+	}
+	fi, err := u.fs.Stat(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.ModTime().UnixMilli(); got != mtimeAfterA || got != ra.Timestamp {
+		t.Errorf("staged binary replaced: modification time %d, %d after A's staging, A's resource %d", got, mtimeAfterA, ra.Timestamp)
+	}
+	for name, lr := range map[string]rm.LocalResource{"A": ra, "B": rb} {
+		if lr.Size != fi.Size() {
+			t.Errorf("%s: size %d, file %d", name, lr.Size, fi.Size())
+		}
+		if err := hdfs.VerifyLocalResource(u.fs, binPath, lr); err != nil {
+			t.Errorf("%s: NodeManager check fails: %v", name, err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(path.Dir(binPath))))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("binary directory holds %v (%v), want the binary alone", entries, err)
 	}
 }

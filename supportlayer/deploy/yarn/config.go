@@ -25,8 +25,10 @@ type Config struct {
 	// uploaded to (yarn.staging_dir); empty: /user/<user>/.staging.
 	StagingDir string
 	// SchedulerAddresses are passed to the AM as
-	// TIDEWATCH_RM_SCHEDULER_ADDRESS (yarn.scheduler_address); empty: the AM
-	// reads yarn-site.xml from the HADOOP_CONF_DIR its NodeManager gives it.
+	// TIDEWATCH_RM_SCHEDULER_ADDRESS (yarn.scheduler_address); empty: Open
+	// takes them from yarn-site.xml of HADOOP_CONF_DIR (one per RM with RM
+	// HA), and without that file the AM reads yarn-site.xml from the
+	// HADOOP_CONF_DIR its NodeManager gives it.
 	SchedulerAddresses []string
 	// MaxAttempts is the number of AM attempts YARN makes before the
 	// application fails (yarn.max_attempts); the RM caps it at

@@ -15,7 +15,8 @@ import (
 
 // Open builds a deployer for the cluster cfg describes: what cfg leaves
 // empty comes from the Hadoop client configuration (HADOOP_CONF_DIR) — the
-// RM web addresses (with RM HA) from yarn-site.xml, the NameNodes from
+// RM web addresses (with RM HA) from yarn-site.xml, the RM scheduler
+// addresses passed to the AM from yarn-site.xml too, the NameNodes from
 // fs.defaultFS and hdfs-site.xml, the user from HADOOP_USER_NAME or the
 // operating system. fsys, when not nil, replaces the HDFS connection (tests
 // stage to a hdfs.LocalFS).
@@ -37,6 +38,13 @@ func Open(cfg Config, fsys hdfs.FileSystem, log *logrus.Entry) (*Deployer, error
 		}
 		if cfg.ResourceManagers, err = conf.RMWebURLs(); err != nil {
 			return nil, fmt.Errorf("yarn.resourcemanager: not set, and yarn-site.xml: %w", err)
+		}
+	}
+	if len(cfg.SchedulerAddresses) == 0 && readYarnSite(conf) {
+		// Otherwise the AM reads its NodeManager's yarn-site.xml, which
+		// often leaves yarn.resourcemanager.hostname unset: 0.0.0.0:8030.
+		if cfg.SchedulerAddresses, err = conf.RMSchedulerAddresses(); err != nil {
+			log.WithError(err).Warn("yarn.scheduler_address: not set, and not found in yarn-site.xml; the AM will look in its NodeManager's yarn-site.xml")
 		}
 	}
 	client, err := rm.New(rm.Options{

@@ -149,6 +149,9 @@ func (d *Deployer) Deploy(ctx context.Context, req deploy.Request) (deploy.Handl
 				return deploy.Handle{}, fmt.Errorf("yarn: killing %s, left by an earlier deployment: %w", a.ID, err)
 			}
 			d.cache.forget(a.ID)
+			// No deployment's handle names it, so no Observe removes its
+			// staging directory.
+			d.cleanup(ctx, a.ID)
 		}
 	}
 

@@ -509,6 +509,14 @@ func TestDeployKillsLeftovers(t *testing.T) {
 	if app, _ := e.rm.App(other.ApplicationID); app.State != "ACCEPTED" {
 		t.Errorf("another job's application is %s", app.State)
 	}
+	// No handle was stored for the leftover, so no Observe will remove its
+	// staging directory: the deployment that killed it does.
+	if e.stagingExists(old.ApplicationID) {
+		t.Error("staging directory of the killed leftover left behind")
+	}
+	if !e.stagingExists(h.ApplicationID) || !e.stagingExists(other.ApplicationID) {
+		t.Error("staging directory of a live application removed")
+	}
 }
 
 // One watch cycle costs one list request, whatever the number of jobs;
@@ -749,6 +757,76 @@ func TestOpenFromHadoopConf(t *testing.T) {
 	}
 	if _, err := Open(Config{User: "alice", ResourceManagers: []string{fake.URL()}}, fs, discard()); err == nil || !strings.Contains(err.Error(), "runtime.binary") {
 		t.Errorf("no binary: %v", err)
+	}
+}
+
+// Without yarn.scheduler_address, Open passes the AM the scheduler
+// address(es) of the yarn-site.xml it read, so that the AM does not depend
+// on the NodeManager's copy (HADOOP_PROTOCOLS.md §2.4).
+func TestOpenSchedulerAddressFromHadoopConf(t *testing.T) {
+	fake := rmtest.New(rmtest.Options{})
+	t.Cleanup(fake.Close)
+	host := strings.TrimPrefix(fake.URL(), "http://")
+	site := func(props map[string]string) string {
+		var b strings.Builder
+		b.WriteString(`<?xml version="1.0"?><configuration>`)
+		for k, v := range props {
+			fmt.Fprintf(&b, "<property><name>%s</name><value>%s</value></property>\n", k, v)
+		}
+		b.WriteString("</configuration>")
+		return b.String()
+	}
+	tests := []struct {
+		name string
+		site map[string]string // nil: no yarn-site.xml
+		cfg  Config
+		want string
+	}{
+		{name: "single RM", site: map[string]string{
+			"yarn.resourcemanager.hostname":       "rm1.example.com",
+			"yarn.resourcemanager.webapp.address": host,
+		}, want: "rm1.example.com:8030"},
+		{name: "RM HA", site: map[string]string{
+			"yarn.resourcemanager.ha.enabled":            "true",
+			"yarn.resourcemanager.ha.rm-ids":             "rm1,rm2",
+			"yarn.resourcemanager.hostname.rm1":          "rm1.example.com",
+			"yarn.resourcemanager.webapp.address.rm1":    host,
+			"yarn.resourcemanager.scheduler.address.rm2": "rm2.example.com:18030",
+			"yarn.resourcemanager.webapp.address.rm2":    host,
+		}, want: "rm1.example.com:8030,rm2.example.com:18030"},
+		{name: "configured", site: map[string]string{
+			"yarn.resourcemanager.hostname":       "rm1.example.com",
+			"yarn.resourcemanager.webapp.address": host,
+		}, cfg: Config{SchedulerAddresses: []string{"rm9.example.com:8030"}}, want: "rm9.example.com:8030"},
+		{name: "no yarn-site.xml", cfg: Config{ResourceManagers: []string{fake.URL()}}, want: ""},
+	}
+	bin := filepath.Join(t.TempDir(), "tidewatch")
+	if err := os.WriteFile(bin, []byte("bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			confDir := t.TempDir()
+			if tt.site != nil {
+				if err := os.WriteFile(filepath.Join(confDir, "yarn-site.xml"), []byte(site(tt.site)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := tt.cfg
+			cfg.Binary, cfg.User, cfg.HadoopConfDir = bin, "alice", confDir
+			d, err := Open(cfg, &hdfs.LocalFS{Root: t.TempDir()}, discard())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := d.Deploy(context.Background(), request(i, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, _ := fake.App(h.ApplicationID)
+			if got, ok := app.Environment[EnvSchedulerAddress]; got != tt.want || ok != (tt.want != "") {
+				t.Errorf("%s = %q (set %t), want %q", EnvSchedulerAddress, got, ok, tt.want)
+			}
+		})
 	}
 }
 
