@@ -86,7 +86,8 @@ type Options struct {
 		// default /user/<hdfs.user>/.staging.
 		StagingDir string `yaml:"staging_dir"`
 		// SchedulerAddress lists host:port of the RM scheduler for the AM;
-		// default: the AM reads yarn-site.xml of its node's HADOOP_CONF_DIR.
+		// default: yarn.resourcemanager.scheduler.address of the daemon's yarn-site.xml
+		// (RM HA aware), else the AM reads its node's yarn-site.xml.
 		SchedulerAddress []string `yaml:"scheduler_address"`
 		// MaxAttempts is how many AM attempts YARN makes per application.
 		MaxAttempts int `yaml:"max_attempts"`
