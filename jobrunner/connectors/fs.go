@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/colinmarc/hdfs/v2"
 
 	"github.com/tidewatch/tidewatch/yarn/hadoopconf"
+	yarnhdfs "github.com/tidewatch/tidewatch/yarn/hdfs"
 )
 
 // FS is the little of a file system the file source, the file sink and the
@@ -303,18 +303,9 @@ type hdfsWriter struct{ w *hdfs.FileWriter }
 func (h hdfsWriter) Write(b []byte) (int, error) { return h.w.Write(b) }
 func (h hdfsWriter) Sync() error                 { return h.w.Flush() }
 
-// Close retries while the namenode answers that the last block has not yet
-// reached its minimum replication (ErrReplicating): every datanode has the
-// data by then, and the file must be complete before it is renamed into
-// place. The Java client retries the same way.
-func (h hdfsWriter) Close() error {
-	err := h.w.Close()
-	for wait := 100 * time.Millisecond; errors.Is(err, hdfs.ErrReplicating) && wait <= 6400*time.Millisecond; wait *= 2 {
-		time.Sleep(wait)
-		err = h.w.Close()
-	}
-	return err
-}
+// Close completes the file, waiting for its last block's minimum
+// replication (yarnhdfs.CloseFile): the sink renames it into place next.
+func (h hdfsWriter) Close() error { return yarnhdfs.CloseFile(h.w) }
 
 // hasMeta reports whether a path contains glob metacharacters.
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[`) }

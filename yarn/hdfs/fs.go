@@ -31,6 +31,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	chdfs "github.com/colinmarc/hdfs/v2"
 
@@ -238,7 +239,30 @@ func (h *HDFS) Create(p string, perm fs.FileMode) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hdfs: server defaults: %w", err)
 	}
-	return h.client.CreateFile(p, d.Replication, d.BlockSize, perm)
+	w, err := h.client.CreateFile(p, d.Replication, d.BlockSize, perm)
+	if err != nil {
+		return nil, err
+	}
+	return completingWriter{w}, nil
+}
+
+// completingWriter closes with CloseFile.
+type completingWriter struct{ *chdfs.FileWriter }
+
+func (w completingWriter) Close() error { return CloseFile(w.FileWriter) }
+
+// CloseFile closes w, retrying (for up to about 13 s) while the NameNode
+// answers that the file's last block has not yet reached its minimum
+// replication (ErrReplicating): the datanodes have the data by then,
+// and a file must be complete before it is renamed into place or handed
+// to a NodeManager. The Java client retries the same way.
+func CloseFile(w *chdfs.FileWriter) error {
+	err := w.Close()
+	for wait := 100 * time.Millisecond; errors.Is(err, chdfs.ErrReplicating) && wait <= 6400*time.Millisecond; wait *= 2 {
+		time.Sleep(wait)
+		err = w.Close()
+	}
+	return err
 }
 
 func (h *HDFS) Rename(oldpath, newpath string) error   { return h.client.Rename(oldpath, newpath) }
