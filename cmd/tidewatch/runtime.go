@@ -124,7 +124,8 @@ const workerFinishLimit = 30 * time.Minute
 // with the scheduler once its REST endpoint serves (the tracking URL),
 // heartbeats, and unregisters with the job's result when it ends. If
 // registering fails the job master stops and exits non-zero, and YARN starts
-// the next attempt.
+// the next attempt. If the RM says the attempt is gone, the job master stops
+// the job and its workers and exits non-zero without unregistering.
 func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 	ctx, cancel := context.WithCancel(parent)
 	// YARN restarts the AM with the same command line; from the second
@@ -158,6 +159,7 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 	}
 	var session atomic.Pointer[am.Session]
 	var regErr error
+	var attemptGone atomic.Pointer[error]
 	if workers != nil {
 		opts.Workers = func() any {
 			if s := session.Load(); s != nil {
@@ -182,12 +184,16 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 		}
 		if err == nil {
 			var s *am.Session
-			s, err = am.Start(ctx, tracking, am.Options{Log: opts.Log, RPCPort: port, Workers: workers})
+			s, err = am.Start(ctx, tracking, am.Options{Log: opts.Log, RPCPort: port, Workers: workers, OnShutdown: func(err error) {
+				attemptGone.Store(&err)
+				opts.Log.WithError(err).Error("the RM ended this application attempt: stopping the job")
+				cancel()
+			}})
 			session.Store(s)
 		}
 		if err != nil {
 			regErr = err
-			opts.Log.WithError(err).Error("cannot register as ApplicationMaster: stopping")
+			opts.Log.WithError(err).Error("cannot run as ApplicationMaster: stopping")
 			cancel()
 		}
 	}
@@ -211,8 +217,15 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 				r.State, r.Error = string(jobrunner.StatusFailed), err.Error()
 			}
 		}
-		if err := session.StopWorkers(context.Background()); err != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		if err := session.StopWorkers(sctx); err != nil {
 			opts.Log.WithError(err).Warn("stopping worker containers")
+		}
+		if attemptGone.Load() != nil {
+			// The attempt is gone: there is no registration to end.
+			session.Close()
+			return
 		}
 		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer fcancel()
@@ -226,6 +239,9 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 	err = jobrunner.RunMaster(ctx, opts)
 	if regErr != nil {
 		return errors.Join(regErr, err)
+	}
+	if gone := attemptGone.Load(); gone != nil {
+		return errors.Join(*gone, err)
 	}
 	return err
 }

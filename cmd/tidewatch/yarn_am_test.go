@@ -166,6 +166,83 @@ func TestYARNApplicationMaster(t *testing.T) {
 	}
 }
 
+// TestYARNAttemptGone: when the RM no longer knows the attempt (it was
+// killed, or the RM restarted without recovery: allocate answers
+// ApplicationAttemptNotFoundException), the AM stops the job and exits
+// non-zero without trying to unregister, instead of running on without a
+// heartbeat.
+func TestYARNAttemptGone(t *testing.T) {
+	dir := t.TempDir()
+	cluster, client := newFakeYARN(t, dir)
+	ctx := context.Background()
+	specPath := filepath.Join(dir, "job.yaml")
+	spec := strings.Replace(e2eSpec, "path: output/counts", "path: "+filepath.Join(dir, "output"), 1)
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jobID := jobrunner.NewJobID()
+	app, err := client.NewApplication(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = client.Submit(ctx, &rm.ApplicationSubmission{
+		ApplicationID: app.ApplicationID, Name: "e2e-clicks", ApplicationType: "TIDEWATCH", Queue: "default",
+		MaxAppAttempts: 1, Resource: rm.Resource{MemoryMB: 1024, VCores: 1},
+		AMContainerSpec: rm.ContainerLaunchContext{
+			LocalResources: map[string]rm.LocalResource{"tidewatch": fileResource(t, executable(t)), "job.yaml": fileResource(t, specPath)},
+			Commands: []string{fmt.Sprintf("./tidewatch am --spec job.yaml --job-id %s --attempt 1 --work-dir . --checkpoint-dir %s "+
+				"--listen 127.0.0.1:0 --restore latest --log-format json 1><LOG_DIR>/jobmaster.log 2>&1", jobID, filepath.Join(dir, "checkpoints"))},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	amLog := func() string {
+		ls := cluster.Launches()
+		if len(ls) == 0 {
+			return ""
+		}
+		b, _ := os.ReadFile(filepath.Join(ls[0].Dir, "logs", "jobmaster.log"))
+		return string(b)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\nAM log:\n%s", what, tail(amLog(), 3000))
+			}
+		}
+	}
+	waitFor("RUNNING", func() bool {
+		a, err := client.Application(ctx, app.ApplicationID)
+		return err == nil && a.State == "RUNNING" && cluster.PID(app.ApplicationID) != 0
+	})
+	if err := cluster.ForgetAttempt(app.ApplicationID); err != nil {
+		t.Fatal(err)
+	}
+	forgotten := time.Now()
+	waitFor("the AM to exit", func() bool { return cluster.PID(app.ApplicationID) == 0 })
+	t.Logf("attempt forgotten → AM exited: %s", time.Since(forgotten).Round(time.Millisecond))
+	a, err := client.Application(ctx, app.ApplicationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake fails the attempt of an AM container that exits without
+	// unregistering; with one attempt allowed, the application fails.
+	if a.State != "FAILED" {
+		t.Errorf("application %s/%s: %s", a.State, a.FinalStatus, a.Diagnostics)
+	}
+	log := amLog()
+	for _, want := range []string{"the RM ended this application attempt", "ApplicationAttemptNotFoundException"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("AM log lacks %q:\n%s", want, tail(log, 3000))
+		}
+	}
+	if strings.Contains(log, "unregistering from the RM") {
+		t.Errorf("the AM tried to unregister:\n%s", tail(log, 3000))
+	}
+}
+
 // newFakeYARN starts the one-machine fake cluster in dir, its containers
 // running this test binary as tidewatch, and a client of its RM.
 func newFakeYARN(t *testing.T, dir string) (*yarntest.Cluster, *rm.Client) {

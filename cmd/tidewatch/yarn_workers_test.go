@@ -108,9 +108,12 @@ func TestYARNWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	// Allocation is asynchronous, as on a real RM: the loss is reported in
+	// one heartbeat, the new ask goes out in the next and its container
+	// comes in the one after, when the AM starts it.
 	waitFor("a replacement worker", time.Minute, func() bool {
 		r := running()
-		return len(r) == 1 && r[0].ID != first.ID
+		return len(r) == 1 && r[0].ID != first.ID && r[0].PID != 0
 	})
 	t.Logf("worker SIGKILL → replacement container started: %s", time.Since(killed).Round(time.Millisecond))
 

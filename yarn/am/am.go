@@ -11,8 +11,9 @@
 // unregistering (SIGKILL, OOM, a lost node) is restarted by YARN as the next
 // attempt, which restores the newest complete checkpoint.
 //
-// All tasks run inside the AM container; the AM asks for no worker
-// containers (see docs/YARN.md).
+// A job whose keyed parallelism exceeds the AM container's vcores also runs
+// in worker containers the session asks for, starts and replaces
+// (WorkerOptions; see docs/YARN.md).
 package am
 
 import (
@@ -26,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -117,16 +119,48 @@ type Options struct {
 	Log     *logrus.Entry
 	// Workers, if not nil, makes the session keep worker containers.
 	Workers *WorkerOptions
+	// OnShutdown is called once, from the heartbeat goroutine, when the RM
+	// says the attempt is gone (amrm.ErrShutdown: the attempt was killed,
+	// or the RM restarted without recovery). The heartbeat stops; the
+	// caller should end the job, stop the workers if it can, and Close the
+	// session: unregistering is no longer possible. OnShutdown must not
+	// block on Close or Finish, which wait for the heartbeat to end.
+	OnShutdown func(err error)
 }
+
+// Time limits of calls to the scheduler.
+const (
+	registerTimeout = 30 * time.Second
+	allocateTimeout = 30 * time.Second
+	// finishTimeout bounds Finish, re-registrations included.
+	finishTimeout = time.Minute
+	// finishAttempts is how many times Finish calls finishApplicationMaster
+	// when the RM keeps losing the registration.
+	finishAttempts = 3
+)
+
+// ErrWorkerTooLarge reports worker containers larger than the queue's
+// maximum container size.
+var ErrWorkerTooLarge = errors.New("am: worker containers exceed the maximum container size")
 
 // Session is a registered application attempt.
 type Session struct {
 	client *amrm.Client
 	opts   Options
 	log    *logrus.Entry
+	// What the attempt registered with, to register again after an RM
+	// restart (§6.4.5).
+	host        string
+	rpcPort     int32
+	trackingURL string
 
 	workers *workers // nil without WorkerOptions
 	release []*hadoopproto.ContainerIdProto
+
+	// ctx is cancelled when the heartbeat stops, ending its calls.
+	ctx    context.Context
+	cancel context.CancelFunc
+	gone   atomic.Bool // the RM said the attempt is gone (ErrShutdown)
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -161,7 +195,9 @@ func TrackingURL(listenURL, host string) (string, error) {
 
 // Start reads the AMRM token from the container's token file, connects to
 // the scheduler, registers the attempt with trackingURL and starts the
-// heartbeat.
+// heartbeat. Worker containers larger than the queue allows could never be
+// allocated: Start then unregisters the attempt FAILED, saying so, and
+// returns an error wrapping ErrWorkerTooLarge.
 func Start(ctx context.Context, trackingURL string, opts Options) (*Session, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -199,22 +235,54 @@ func Start(ctx context.Context, trackingURL string, opts Options) (*Session, err
 	if err != nil {
 		return nil, fmt.Errorf("am: %w", err)
 	}
-	host := AdvertiseHost(opts.Getenv)
 	rpcPort := opts.RPCPort
 	if rpcPort == 0 {
 		rpcPort = -1
 	}
-	if _, err := client.Register(ctx, host, rpcPort, trackingURL); err != nil {
+	s := &Session{client: client, opts: opts, log: log, host: AdvertiseHost(opts.Getenv), rpcPort: rpcPort, trackingURL: trackingURL,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	reg, err := s.register(ctx)
+	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("am: register with the scheduler at %s: %w", strings.Join(addrs, ","), err)
 	}
 	log.WithFields(logrus.Fields{"scheduler": strings.Join(addrs, ","), "trackingUrl": trackingURL}).Info("registered as ApplicationMaster")
-	s := &Session{client: client, opts: opts, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	if opts.Workers != nil && opts.Workers.Count > 0 {
+		if err := checkWorkerSize(opts.Workers.Resource, reg.MaxCapability); err != nil {
+			// Every allocate would fail with InvalidResourceRequestException:
+			// end the application now, with the reason, rather than hang or
+			// fail attempt after attempt.
+			fctx, cancel := context.WithTimeout(ctx, finishTimeout)
+			defer cancel()
+			if ferr := client.Finish(fctx, amrm.Failed, Result{State: "FAILED", Error: err.Error()}.Diagnostics(), ""); ferr != nil {
+				log.WithError(ferr).Error("unregistering")
+			}
+			client.Close()
+			return nil, err
+		}
 		s.workers = newWorkers(*opts.Workers, log)
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.heartbeat()
 	return s, nil
+}
+
+// checkWorkerSize fails if a worker container of size r could never be
+// allocated under the queue's maximum container size limit (a zero field
+// of limit is unknown).
+func checkWorkerSize(r, limit amrm.Resource) error {
+	if (limit.MemoryMB > 0 && r.MemoryMB > limit.MemoryMB) || (limit.VCores > 0 && r.VCores > limit.VCores) {
+		return fmt.Errorf("%w: a worker needs <memory:%d MB, vCores:%d>, the queue's maximum is <memory:%d MB, vCores:%d>",
+			ErrWorkerTooLarge, r.MemoryMB, r.VCores, limit.MemoryMB, limit.VCores)
+	}
+	return nil
+}
+
+// register registers the attempt with what Start registered it with.
+func (s *Session) register(ctx context.Context) (*amrm.Registration, error) {
+	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	return s.client.Register(ctx, s.host, s.rpcPort, s.trackingURL)
 }
 
 func (s *Session) heartbeat() {
@@ -228,48 +296,64 @@ func (s *Session) heartbeat() {
 			return
 		case <-t.C:
 		}
-		var progress float32
-		if s.opts.Progress != nil {
-			progress = s.opts.Progress()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		req := amrm.AllocateRequest{Progress: progress, Release: s.release}
-		if s.workers != nil {
-			req.Asks = s.workers.asks()
-		}
-		res, err := s.client.Allocate(ctx, req)
-		if err == nil {
-			s.release = nil
-			if s.workers != nil {
-				s.workers.completed(res.Completed)
-				s.release = s.workers.allocated(ctx, res.Allocated, s.client.NMToken)
-			}
-		}
-		cancel()
+		err := s.allocate()
 		if err == nil {
 			failures = 0
 			continue
 		}
+		if s.ctx.Err() != nil {
+			return // stopping
+		}
 		failures++
-		switch {
-		case errors.Is(err, amrm.ErrShutdown):
-			s.log.WithError(err).Error("the RM told the ApplicationMaster to shut down")
-			return
-		case errors.Is(err, amrm.ErrResync):
-			// The RM restarted and lost the registration: register again.
-			port := s.opts.RPCPort
-			if port == 0 {
-				port = -1
-			}
-			if _, rerr := s.client.Register(context.Background(), AdvertiseHost(s.opts.Getenv), port, ""); rerr != nil {
-				s.log.WithError(rerr).Warn("re-registering after an RM restart")
-			}
-		default:
-			if failures == 1 || failures%30 == 0 {
-				s.log.WithError(err).WithField("failures", failures).Warn("allocate heartbeat failed")
+		if errors.Is(err, amrm.ErrResync) {
+			// The RM restarted or failed over and lost the registration:
+			// register again, as before, and re-send the asks.
+			s.log.WithError(err).Warn("the RM lost the registration: registering again")
+			if _, err = s.register(s.ctx); err == nil {
+				s.log.Info("registered again")
+				if s.workers != nil {
+					s.workers.resync()
+				}
+				continue
 			}
 		}
+		switch {
+		case errors.Is(err, amrm.ErrShutdown):
+			s.gone.Store(true)
+			s.log.WithError(err).Error("the RM ended this application attempt: shutting down without unregistering")
+			if s.opts.OnShutdown != nil {
+				s.opts.OnShutdown(err)
+			}
+			return
+		case failures == 1 || failures%30 == 0:
+			s.log.WithError(err).WithField("failures", failures).Warn("allocate heartbeat failed")
+		}
 	}
+}
+
+// allocate sends one heartbeat and handles its answer.
+func (s *Session) allocate() error {
+	var progress float32
+	if s.opts.Progress != nil {
+		progress = s.opts.Progress()
+	}
+	req := amrm.AllocateRequest{Progress: progress, Release: s.release}
+	if s.workers != nil {
+		req.Asks = s.workers.asks()
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, allocateTimeout)
+	res, err := s.client.Allocate(ctx, req)
+	cancel()
+	if err != nil {
+		return err // the releases and asks go out again with the next one
+	}
+	s.release = nil
+	if s.workers != nil {
+		s.workers.sent(req.Asks)
+		s.workers.completed(res.Completed)
+		s.release = s.workers.allocated(s.ctx, res.Allocated, s.client.NMToken)
+	}
+	return nil
 }
 
 // Workers describes the worker containers (nil without WorkerOptions).
@@ -292,7 +376,8 @@ func (s *Session) RegisterWorker(k int, containerID, url string) error {
 
 // WaitWorkers waits up to limit for every worker to finish its share (exit
 // with status 0), replacing lost ones meanwhile, as a bounded job needs. It
-// fails if they do not, or if the session gave up on them.
+// fails if they do not, if the session gave up on them, or if the RM ended
+// the attempt (amrm.ErrShutdown).
 func (s *Session) WaitWorkers(ctx context.Context, limit time.Duration) error {
 	if s.workers == nil {
 		return nil
@@ -308,6 +393,8 @@ func (s *Session) WaitWorkers(ctx context.Context, limit time.Duration) error {
 			return nil
 		case gaveUp:
 			return errors.New("am: gave up on worker containers before they finished")
+		case s.gone.Load():
+			return fmt.Errorf("am: waiting for the workers: %w: the attempt is gone", amrm.ErrShutdown)
 		}
 		select {
 		case <-ctx.Done():
@@ -330,14 +417,31 @@ func (s *Session) StopWorkers(ctx context.Context) error {
 }
 
 // Finish stops the heartbeat and unregisters the attempt with r's final
-// status and diagnostics.
+// status and diagnostics. If the RM lost the registration (a restart or
+// failover), it registers again as before and repeats the call: an AM that
+// exits without unregistering fails its attempt, and YARN would run the
+// job again (§8.1, §8.2). After OnShutdown it returns an error wrapping
+// amrm.ErrShutdown without calling the RM.
 func (s *Session) Finish(ctx context.Context, r Result) error {
 	s.stopHeartbeat()
-	err := s.client.Finish(ctx, FinalStatus(r.State), r.Diagnostics(), "")
-	if err != nil {
-		return fmt.Errorf("am: unregister: %w", err)
+	if s.gone.Load() {
+		return fmt.Errorf("am: unregister: %w: the attempt is gone", amrm.ErrShutdown)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	for n := 1; ; n++ {
+		err := s.client.Finish(ctx, FinalStatus(r.State), r.Diagnostics(), "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, amrm.ErrResync) || n == finishAttempts {
+			return fmt.Errorf("am: unregister: %w", err)
+		}
+		s.log.WithError(err).Warn("the RM lost the registration: registering again to unregister")
+		if _, err := s.register(ctx); err != nil {
+			return fmt.Errorf("am: unregister: registering again: %w", err)
+		}
+	}
 }
 
 // Close stops the heartbeat and closes the connection without unregistering
@@ -348,7 +452,10 @@ func (s *Session) Close() error {
 }
 
 func (s *Session) stopHeartbeat() {
-	s.stopOnce.Do(func() { close(s.stop) })
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.cancel()
+	})
 	<-s.done
 	if s.workers != nil {
 		s.workers.close()

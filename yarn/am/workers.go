@@ -1,6 +1,7 @@
 package am
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -29,7 +30,9 @@ type WorkerOptions struct {
 	// Launch returns the launch context of worker k.
 	Launch func(k int) (nm.LaunchContext, error)
 	// MaxFailures is how many times workers may end in failure before the
-	// session gives up (default 10); Failed is then called once.
+	// session gives up (default 10); Failed is then called once. Containers
+	// that end through no fault of the application (ABORTED, DISKS_FAILED,
+	// PREEMPTED, KILLED_BY_RESOURCEMANAGER) are replaced without counting.
 	MaxFailures int
 	Failed      func(err error)
 	// NodeManager opens a client to a NodeManager (default nm.New).
@@ -74,9 +77,12 @@ type workers struct {
 	opts WorkerOptions
 	log  *logrus.Entry
 
-	mu       sync.Mutex
-	slots    []*workerSlot // by index - 1
-	nms      map[string]NodeManager
+	mu    sync.Mutex
+	slots []*workerSlot // by index - 1
+	nms   map[string]*nmConn
+	// asked is the count of the last ask the RM accepted; -1 when the RM
+	// may not have one (nothing sent yet, or it restarted).
+	asked    int32
 	failures int
 	gaveUp   bool
 	// stopping: no more asks or replacements; the session is ending.
@@ -86,6 +92,16 @@ type workers struct {
 type workerSlot struct {
 	status    WorkerStatus
 	container *hadoopproto.ContainerProto
+}
+
+// nmConn is the client of one NodeManager, made with the NM token it
+// authenticates with on (re)connecting. A client that is replaced (a new
+// token for its node, or a failed call) is closed once no call uses it.
+type nmConn struct {
+	client  NodeManager
+	token   token.Token
+	inUse   int
+	retired bool
 }
 
 func newWorkers(opts WorkerOptions, log *logrus.Entry) *workers {
@@ -98,27 +114,61 @@ func newWorkers(opts WorkerOptions, log *logrus.Entry) *workers {
 	if opts.NodeManager == nil {
 		opts.NodeManager = func(o nm.Options) (NodeManager, error) { return nm.New(o) }
 	}
-	w := &workers{opts: opts, log: log.WithField("component", "workers"), nms: map[string]NodeManager{}}
+	w := &workers{opts: opts, log: log.WithField("component", "workers"), nms: map[string]*nmConn{}, asked: -1}
 	for k := 1; k <= opts.Count; k++ {
 		w.slots = append(w.slots, &workerSlot{status: WorkerStatus{Index: k, State: WorkerRequested}})
 	}
 	return w
 }
 
-// asks is what to ask the RM for in the next heartbeat: the total number of
-// containers still wanted (YARN's asks are absolute, not increments).
+// wantedLocked is the number of containers still wanted.
+func (w *workers) wantedLocked() int32 {
+	if w.stopping || w.gaveUp {
+		return 0
+	}
+	var n int32
+	for _, s := range w.slots {
+		if s.status.State == WorkerRequested && s.container == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// asks is what to ask the RM for in the next heartbeat: nothing while the
+// number of containers still wanted is the count the RM already has, else
+// that number. An ask replaces the RM's outstanding count, which the RM
+// lowers itself as it allocates, and allocation happens between heartbeats:
+// re-sending the count before its containers arrive would ask for them
+// again (§6.4.3). So, as Java's AMRMClient, the ask goes out only when the
+// wanted count changes — up when a worker is lost, down (to 0, say) when
+// containers arrive or are no longer needed.
 func (w *workers) asks() []amrm.Ask {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
-	if !w.stopping && !w.gaveUp {
-		for _, s := range w.slots {
-			if s.status.State == WorkerRequested {
-				n++
-			}
-		}
+	n := w.wantedLocked()
+	if n == w.asked {
+		return nil
 	}
-	return []amrm.Ask{{Priority: w.opts.Priority, Capability: w.opts.Resource, NumContainers: int32(n)}}
+	return []amrm.Ask{{Priority: w.opts.Priority, Capability: w.opts.Resource, NumContainers: n}}
+}
+
+// sent records that the RM accepted asks (from asks).
+func (w *workers) sent(asks []amrm.Ask) {
+	if len(asks) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.asked = asks[0].NumContainers
+	w.mu.Unlock()
+}
+
+// resync makes the next heartbeat send the wanted count again: the RM lost
+// its outstanding asks in a restart (§6.4.5).
+func (w *workers) resync() {
+	w.mu.Lock()
+	w.asked = -1
+	w.mu.Unlock()
 }
 
 // allocated launches workers in newly allocated containers and returns the
@@ -134,7 +184,7 @@ func (w *workers) allocated(ctx context.Context, cs []*hadoopproto.ContainerProt
 		if err := w.launch(ctx, s, c, nmToken); err != nil {
 			w.log.WithError(err).WithFields(logrus.Fields{"worker": s.status.Index, "container": hadoopproto.ContainerIDString(c.GetId())}).Warn("cannot start a worker; asking for another container")
 			release = append(release, c.GetId())
-			w.lost(s, "start failed: "+err.Error())
+			w.lost(s, "start failed: "+err.Error(), true)
 		}
 	}
 	return release
@@ -164,15 +214,15 @@ func (w *workers) launch(ctx context.Context, s *workerSlot, c *hadoopproto.Cont
 	if err != nil {
 		return err
 	}
-	client, err := w.nodeManager(node, nmToken)
+	conn, err := w.nodeManager(node, nmToken)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := client.StartContainers(ctx, []nm.StartRequest{{Container: c, Launch: lc}})
+	res, err := conn.client.StartContainers(ctx, []nm.StartRequest{{Container: c, Launch: lc}})
+	w.doneWith(node, conn, err != nil)
 	if err != nil {
-		w.dropNodeManager(node)
 		return err
 	}
 	if len(res.Failed) > 0 {
@@ -187,34 +237,83 @@ func (w *workers) launch(ctx context.Context, s *workerSlot, c *hadoopproto.Cont
 	return nil
 }
 
-// nodeManager returns the client of node, connecting with the NM token the
-// RM issued for it.
-func (w *workers) nodeManager(node string, nmToken func(string) (token.Token, bool)) (NodeManager, error) {
+// nodeManager returns the client of node, with the newest NM token the RM
+// issued for it: after the RM rolls its NM master key it sends a new token
+// for the node with the next container there (§6.4.3), and a client still
+// holding the old one could not reconnect once the old key is gone. Such a
+// client is replaced. The caller hands the client back with doneWith.
+func (w *workers) nodeManager(node string, nmToken func(string) (token.Token, bool)) (*nmConn, error) {
+	tok, ok := nmToken(node)
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if c, ok := w.nms[node]; ok {
+	c := w.nms[node]
+	if c != nil && (!ok || sameToken(c.token, tok)) {
+		c.inUse++
+		w.mu.Unlock()
 		return c, nil
 	}
-	tok, ok := nmToken(node)
 	if !ok {
+		w.mu.Unlock()
 		return nil, fmt.Errorf("am: no NM token for node %s", node)
 	}
-	c, err := w.opts.NodeManager(nm.Options{Addr: node, Token: tok, Logger: w.log})
+	old := w.retireLocked(node, c)
+	client, err := w.opts.NodeManager(nm.Options{Addr: node, Token: tok, Logger: w.log})
+	if err == nil {
+		c = &nmConn{client: client, token: tok, inUse: 1}
+		w.nms[node] = c
+	}
+	w.mu.Unlock()
+	if old != nil {
+		w.log.WithField("node", node).Info("the RM sent a new NM token for the node: reconnecting with it")
+		old.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
-	w.nms[node] = c
 	return c, nil
 }
 
-func (w *workers) dropNodeManager(node string) {
+// doneWith hands back a client from nodeManager; drop replaces it (its call
+// failed: the next use connects afresh).
+func (w *workers) doneWith(node string, c *nmConn, drop bool) {
 	w.mu.Lock()
-	c := w.nms[node]
-	delete(w.nms, node)
-	w.mu.Unlock()
-	if c != nil {
-		c.Close()
+	c.inUse--
+	if drop && w.nms[node] == c {
+		w.retireLocked(node, c)
 	}
+	closeNow := c.retired && c.inUse == 0
+	w.mu.Unlock()
+	if closeNow {
+		c.client.Close()
+	}
+}
+
+// retireLocked takes c, node's client, out of use; it returns c's client
+// if it is to be closed now, or nil if a call still uses it (doneWith
+// closes it then).
+func (w *workers) retireLocked(node string, c *nmConn) NodeManager {
+	if c == nil || c.retired {
+		return nil
+	}
+	c.retired = true
+	if w.nms[node] == c {
+		delete(w.nms, node)
+	}
+	if c.inUse > 0 {
+		return nil
+	}
+	return c.client
+}
+
+func sameToken(a, b token.Token) bool {
+	return a.Kind == b.Kind && a.Service == b.Service && bytes.Equal(a.Identifier, b.Identifier) && bytes.Equal(a.Password, b.Password)
+}
+
+// exitNotCounted are the exit statuses of containers lost through no fault
+// of the application: released or lost with its node (ABORTED), lost to
+// failed disks, preempted, or killed by the RM. YARN does not count them
+// against an application (§7.5, §8.2), nor does MaxFailures.
+var exitNotCounted = map[int32]bool{
+	nm.ExitAborted: true, nm.ExitDisksFailed: true, nm.ExitPreempted: true, nm.ExitKilledByResourceManager: true,
 }
 
 // completed records the end of containers. A worker whose container exited
@@ -247,16 +346,22 @@ func (w *workers) completed(statuses []*hadoopproto.ContainerStatusProto) {
 			log.Info("worker ended")
 			continue
 		}
-		log.WithField("diagnostics", st.GetDiagnostics()).Warn("worker container lost; asking for a new one")
-		w.lost(s, exit)
+		counted := !exitNotCounted[st.GetExitStatus()]
+		log.WithFields(logrus.Fields{"diagnostics": st.GetDiagnostics(), "countsAsFailure": counted}).Warn("worker container lost; asking for a new one")
+		w.lost(s, exit, counted)
 	}
 }
 
-// lost puts a worker back to REQUESTED after a failure.
-func (w *workers) lost(s *workerSlot, exit string) {
+// lost puts a worker back to REQUESTED after its container ended; counted
+// says whether that counts toward MaxFailures.
+func (w *workers) lost(s *workerSlot, exit string, counted bool) {
 	w.mu.Lock()
 	s.status.State, s.status.LastExit, s.container = WorkerRequested, exit, nil
 	s.status.ContainerID, s.status.Node, s.status.URL = "", "", ""
+	if !counted {
+		w.mu.Unlock()
+		return
+	}
 	w.failures++
 	giveUp := w.failures > w.opts.MaxFailures && !w.gaveUp && !w.stopping
 	if giveUp {
@@ -338,7 +443,8 @@ func (w *workers) stopContainers(ctx context.Context, nmToken func(string) (toke
 	for node, ids := range w.running() {
 		c, err := w.nodeManager(node, nmToken)
 		if err == nil {
-			_, failed, serr := c.StopContainers(ctx, ids)
+			_, failed, serr := c.client.StopContainers(ctx, ids)
+			w.doneWith(node, c, serr != nil)
 			err = serr
 			for _, f := range failed {
 				errs = append(errs, f)
@@ -351,12 +457,18 @@ func (w *workers) stopContainers(ctx context.Context, nmToken func(string) (toke
 	return errors.Join(errs...)
 }
 
+// close closes the NodeManager clients (one still in use when its call
+// returns).
 func (w *workers) close() {
+	var closeNow []NodeManager
 	w.mu.Lock()
-	nms := w.nms
-	w.nms = map[string]NodeManager{}
+	for node, c := range w.nms {
+		if cl := w.retireLocked(node, c); cl != nil {
+			closeNow = append(closeNow, cl)
+		}
+	}
 	w.mu.Unlock()
-	for _, c := range nms {
+	for _, c := range closeNow {
 		c.Close()
 	}
 }

@@ -24,6 +24,7 @@ type fakeNM struct {
 	started []string
 	stopped []string
 	fail    string // a container id to refuse
+	closed  int
 }
 
 func (f *fakeNM) StartContainers(_ context.Context, reqs []nm.StartRequest) (*nm.StartResult, error) {
@@ -54,7 +55,12 @@ func (f *fakeNM) StopContainers(_ context.Context, ids []*hadoopproto.ContainerI
 	return ids, nil, nil
 }
 
-func (f *fakeNM) Close() error { return nil }
+func (f *fakeNM) Close() error {
+	f.mu.Lock()
+	f.closed++
+	f.mu.Unlock()
+	return nil
+}
 
 func testContainer(seq int64) *hadoopproto.ContainerProto {
 	return &hadoopproto.ContainerProto{
@@ -77,7 +83,145 @@ func haveToken(node string) (token.Token, bool) {
 	return token.Token{Kind: token.KindNM, Identifier: []byte(node), Password: []byte("pw"), Service: node}, node == "node1:45454"
 }
 
-func wanted(w *workers) int32 { return w.asks()[0].NumContainers }
+// wanted is the number of containers the workers want.
+func wanted(w *workers) int32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.wantedLocked()
+}
+
+func quietWorkers(opts WorkerOptions) *workers {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	if opts.Launch == nil {
+		opts.Launch = func(int) (nm.LaunchContext, error) { return nm.LaunchContext{Commands: []string{"worker"}}, nil }
+	}
+	return newWorkers(opts, logrus.NewEntry(l))
+}
+
+// askCount is the count asks would send, or -1 for no ask.
+func askCount(w *workers) int32 {
+	a := w.asks()
+	if len(a) == 0 {
+		return -1
+	}
+	return a[0].NumContainers
+}
+
+// TestWorkersAskOnlyWhenTheCountChanges: an ask replaces the RM's
+// outstanding count and the RM allocates between heartbeats, so the ask is
+// sent only when the count wanted changes, the decrease included, and
+// again after an RM restart; an ask the RM did not take is sent again.
+func TestWorkersAskOnlyWhenTheCountChanges(t *testing.T) {
+	fake := &fakeNM{}
+	w := quietWorkers(WorkerOptions{Count: 2, NodeManager: func(nm.Options) (NodeManager, error) { return fake, nil }})
+	ctx := context.Background()
+	step := func(what string, want int32) {
+		t.Helper()
+		if got := askCount(w); got != want {
+			t.Fatalf("%s: ask %d, want %d (-1: none)", what, got, want)
+		}
+		w.sent(w.asks())
+	}
+	step("first heartbeat", 2)
+	step("containers not in yet", -1)
+	w.allocated(ctx, []*hadoopproto.ContainerProto{testContainer(2)}, haveToken)
+	step("one container in", 1)
+	step("still one wanted", -1)
+	w.allocated(ctx, []*hadoopproto.ContainerProto{testContainer(3)}, haveToken)
+	step("both in", 0)
+	step("all running", -1)
+
+	w.completed([]*hadoopproto.ContainerStatusProto{completedStatus(2, 137)})
+	if got := askCount(w); got != 1 {
+		t.Fatalf("after a loss: ask %d, want 1", got)
+	}
+	// That heartbeat failed: the ask goes out again.
+	step("after a failed heartbeat", 1)
+	step("replacement not in yet", -1)
+	w.resync()
+	step("after the RM restarted", 1)
+	if err := w.stop(ctx, haveToken); err != nil {
+		t.Fatal(err)
+	}
+	step("stopping", 0)
+	step("stopped", -1)
+}
+
+// TestWorkersDoNotCountContainersLostThroughNoFault: containers released
+// or lost with their node (ABORTED), lost to failed disks, preempted or
+// killed by the RM are replaced without counting toward MaxFailures, as
+// YARN does not count them against an application.
+func TestWorkersDoNotCountContainersLostThroughNoFault(t *testing.T) {
+	var calls []error
+	w := quietWorkers(WorkerOptions{Count: 1, MaxFailures: 1,
+		NodeManager: func(nm.Options) (NodeManager, error) { return &fakeNM{}, nil },
+		Failed:      func(err error) { calls = append(calls, err) },
+	})
+	ctx := context.Background()
+	seq := int64(2)
+	lose := func(exit int32) {
+		t.Helper()
+		w.allocated(ctx, []*hadoopproto.ContainerProto{testContainer(seq)}, haveToken)
+		w.completed([]*hadoopproto.ContainerStatusProto{completedStatus(seq, exit)})
+		seq++
+		if st := w.status()[0]; st.State != WorkerRequested || !strings.Contains(st.LastExit, nm.ExitStatusName(exit)) {
+			t.Fatalf("after exit %d: worker %+v, want REQUESTED again", exit, st)
+		}
+	}
+	for _, exit := range []int32{nm.ExitAborted, nm.ExitDisksFailed, nm.ExitPreempted, nm.ExitKilledByResourceManager} {
+		lose(exit)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("gave up after containers lost through no fault of the job: %v", calls)
+	}
+	if n := wanted(w); n != 1 {
+		t.Fatalf("wanted %d containers, want 1", n)
+	}
+	lose(137)
+	lose(nm.ExitKilledExceededPMem)
+	if len(calls) != 1 || !strings.Contains(calls[0].Error(), "failed 2 times") {
+		t.Fatalf("Failed called with %v, want once after two failures", calls)
+	}
+}
+
+// TestWorkersReconnectWithANewNMToken: when the RM sends a new NM token for
+// a node (after rolling its NM keys), the node's client is replaced by one
+// with the new token, and the old one closed.
+func TestWorkersReconnectWithANewNMToken(t *testing.T) {
+	var made []string
+	var fakes []*fakeNM
+	w := quietWorkers(WorkerOptions{Count: 2, NodeManager: func(o nm.Options) (NodeManager, error) {
+		made = append(made, string(o.Token.Password))
+		f := &fakeNM{}
+		fakes = append(fakes, f)
+		return f, nil
+	}})
+	password := "key-1"
+	nmToken := func(node string) (token.Token, bool) {
+		return token.Token{Kind: token.KindNM, Identifier: []byte(node), Password: []byte(password), Service: node}, true
+	}
+	ctx := context.Background()
+	w.allocated(ctx, []*hadoopproto.ContainerProto{testContainer(2)}, nmToken)
+	password = "key-2" // the RM rolled its NM master key
+	w.allocated(ctx, []*hadoopproto.ContainerProto{testContainer(3)}, nmToken)
+	if strings.Join(made, ",") != "key-1,key-2" {
+		t.Fatalf("NM clients made with tokens %v, want key-1 then key-2", made)
+	}
+	if fakes[0].closed != 1 || len(fakes[1].started) != 1 {
+		t.Fatalf("old client closed %d times, new one started %v", fakes[0].closed, fakes[1].started)
+	}
+	if err := w.stop(ctx, nmToken); err != nil {
+		t.Fatal(err)
+	}
+	if len(fakes[1].stopped) != 2 || len(made) != 2 {
+		t.Fatalf("stopped %v through %d clients", fakes[1].stopped, len(made))
+	}
+	w.close()
+	if fakes[0].closed != 1 || fakes[1].closed != 1 {
+		t.Errorf("closed %d and %d times, want once each", fakes[0].closed, fakes[1].closed)
+	}
+}
 
 func TestWorkersAskLaunchReplaceAndFinish(t *testing.T) {
 	fake := &fakeNM{fail: hadoopproto.ContainerIDString(testContainer(4).GetId())}

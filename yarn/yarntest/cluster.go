@@ -11,11 +11,14 @@
 // does. Killing the application kills the process.
 //
 // An AM can also get worker containers (§6.4.3, §7): the scheduler's
-// allocate hands out containers for its asks, with an NM token for the one
-// node, and reports their completion; the NodeManager serves
-// ContainerManagementProtocol on its own IPC port (SASL DIGEST-MD5 with
-// those NM tokens) and runs started containers as local processes. When an
-// attempt's AM container exits, its worker containers are killed.
+// allocate hands out containers for its asks — asynchronously, as a real RM
+// does: in a later call than the ask's, an ask replacing the outstanding
+// count — with an NM token for the one node, and reports their completion;
+// the NodeManager serves ContainerManagementProtocol on its own IPC port
+// (SASL DIGEST-MD5 with those NM tokens) and runs started containers as
+// local processes. When an attempt's AM container exits, its worker
+// containers are killed. LoseRegistrations and ForgetAttempt act out an RM
+// restart with and without recovery (§6.4.5).
 package yarntest
 
 import (
@@ -38,6 +41,7 @@ import (
 	"github.com/tidewatch/tidewatch/yarn/amrm"
 	"github.com/tidewatch/tidewatch/yarn/hadoopproto"
 	"github.com/tidewatch/tidewatch/yarn/ipc/ipctest"
+	"github.com/tidewatch/tidewatch/yarn/nm"
 	"github.com/tidewatch/tidewatch/yarn/rm"
 	"github.com/tidewatch/tidewatch/yarn/rm/rmtest"
 	"github.com/tidewatch/tidewatch/yarn/token"
@@ -104,9 +108,20 @@ type container struct {
 	cmd                   *exec.Cmd
 	registered, finished  bool
 	ended                 bool // the AM container has exited
-	sched                 attemptSched
-	exited                chan struct{}
-	exitErr               error
+	// forgotten: the scheduler no longer knows the attempt (ForgetAttempt).
+	forgotten     bool
+	registrations []Registration
+	env           map[string]string // what the NodeManager set (AMEnvironment)
+	sched         attemptSched
+	exited        chan struct{}
+	exitErr       error
+}
+
+// Registration is one registerApplicationMaster call the scheduler
+// accepted, for tests.
+type Registration struct {
+	AttemptID, Host, TrackingURL string
+	RPCPort                      int32
 }
 
 // WrappedConnections counts the scheduler's and the NodeManager's
@@ -234,7 +249,7 @@ func (c *Cluster) byUser(user string) (*container, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ct := c.attempts[user]
-	if ct == nil {
+	if ct == nil || ct.forgotten {
 		return nil, exception(amrm.ClassAttemptNotFound, "Application attempt "+user+" doesn't exist in ApplicationMasterService cache.")
 	}
 	return ct, nil
@@ -246,12 +261,19 @@ func (c *Cluster) register(_ context.Context, call ipctest.CallInfo, req *hadoop
 		return nil, err
 	}
 	c.mu.Lock()
-	already := ct.registered
+	if ct.registered {
+		c.mu.Unlock()
+		return nil, exception(amrm.ClassInvalidAMRequest, "Application Master is already registered : "+ct.app)
+	}
+	first := len(ct.registrations) == 0
 	ct.registered = true
+	ct.registrations = append(ct.registrations, Registration{AttemptID: ct.attempt, Host: req.GetHost(), RPCPort: req.GetRpcPort(), TrackingURL: req.GetTrackingUrl()})
 	// Registering resets the responseId protocol (§6.4.1).
 	ct.sched.lastID, ct.sched.last = 0, nil
 	c.mu.Unlock()
-	if !already {
+	// A registration again after LoseRegistrations is only recorded: the
+	// RM REST state already shows the attempt RUNNING.
+	if first {
 		if err := c.RM.RegisterAttemptRPC(ct.app, req.GetHost(), int64(req.GetRpcPort()), req.GetTrackingUrl()); err != nil {
 			return nil, exception(amrm.ClassInvalidAMRequest, err.Error())
 		}
@@ -269,6 +291,10 @@ func (c *Cluster) finish(_ context.Context, call ipctest.CallInfo, req *hadooppr
 	}
 	status := strings.TrimPrefix(req.GetFinalApplicationStatus().String(), "APP_")
 	c.mu.Lock()
+	if !ct.registered {
+		c.mu.Unlock()
+		return nil, exception(amrm.ClassNotRegistered, "Application Master is trying to unregister before registering for: "+ct.attempt)
+	}
 	done := ct.finished
 	ct.finished = true
 	c.mu.Unlock()
@@ -278,6 +304,78 @@ func (c *Cluster) finish(_ context.Context, call ipctest.CallInfo, req *hadooppr
 		}
 	}
 	return &hadoopproto.FinishApplicationMasterResponseProto{IsUnregistered: proto.Bool(true)}, nil
+}
+
+// AMEnvironment returns the variables the NodeManager set for the current
+// AM container of an application (CONTAINER_ID, NM_HOST,
+// HADOOP_TOKEN_FILE_LOCATION, the scheduler address …), so that a test can
+// act as that container's AM; nil if there is none.
+func (c *Cluster) AMEnvironment(appID string) map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.containers[appID]
+	if ct == nil {
+		return nil
+	}
+	out := make(map[string]string, len(ct.env))
+	for k, v := range ct.env {
+		out[k] = v
+	}
+	return out
+}
+
+// Registrations returns the registrations the scheduler accepted from an
+// application's attempts, in order.
+func (c *Cluster) Registrations(appID string) []Registration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Registration
+	for _, l := range c.launches {
+		if ct := c.attempts[l.AttemptID]; l.ApplicationID == appID && ct != nil {
+			out = append(out, ct.registrations...)
+		}
+	}
+	return out
+}
+
+// LoseRegistrations acts as an RM restart or failover with work-preserving
+// recovery (§6.4.5): every attempt and its containers live on, but the
+// scheduler has lost the registrations, the outstanding asks and the
+// containers allocated but not yet handed out. Until an attempt registers
+// again, its allocate and finish calls get
+// ApplicationMasterNotRegisteredException.
+func (c *Cluster) LoseRegistrations() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ct := range c.attempts {
+		if !ct.registered || ct.finished {
+			continue
+		}
+		ct.registered = false
+		ct.sched.asks = map[askKey]int32{}
+		for _, p := range ct.sched.ready {
+			if w := c.workers[hadoopproto.ContainerIDString(p.GetId())]; w != nil {
+				c.stopLocked(w, nm.ExitAborted, "Container of a restarted ResourceManager")
+			}
+		}
+		ct.sched.ready, ct.sched.readyTokens = nil, nil
+	}
+}
+
+// ForgetAttempt makes the scheduler forget an application's current
+// attempt, as an RM that restarted without recovery does: its calls get
+// ApplicationAttemptNotFoundException, which tells an AM to shut down
+// without unregistering. The NodeManager still serves the attempt's
+// containers.
+func (c *Cluster) ForgetAttempt(appID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.containers[appID]
+	if ct == nil {
+		return fmt.Errorf("yarntest: %s has no AM container", appID)
+	}
+	ct.forgotten = true
+	return nil
 }
 
 // nodeManager launches scheduled attempts and follows their processes.
@@ -366,13 +464,18 @@ func (c *Cluster) launch(s rmtest.Snapshot) error {
 	for k, v := range s.Environment {
 		env = append(env, k+"="+v)
 	}
-	env = append(env,
-		"CONTAINER_ID="+ct.id, "NM_HOST="+nodeHost, "NM_PORT="+strconv.Itoa(int(c.nmPort)), "NM_HTTP_PORT="+strconv.Itoa(nmHTTPPort),
-		"HADOOP_TOKEN_FILE_LOCATION="+tokenFile, "LOG_DIRS="+logDir, "PWD="+ct.dir,
-		"APPLICATION_WEB_PROXY_BASE=/proxy/"+s.ID, "APP_SUBMIT_TIME_ENV="+fmt.Sprint(time.Now().UnixMilli()),
-	)
-	if _, ok := s.Environment[amrm.EnvSchedulerAddress]; !ok {
-		env = append(env, amrm.EnvSchedulerAddress+"="+c.sched.Addr())
+	ct.env = map[string]string{
+		"CONTAINER_ID": ct.id, "NM_HOST": nodeHost, "NM_PORT": strconv.Itoa(int(c.nmPort)), "NM_HTTP_PORT": strconv.Itoa(nmHTTPPort),
+		"HADOOP_TOKEN_FILE_LOCATION": tokenFile, "LOG_DIRS": logDir, "PWD": ct.dir,
+		"APPLICATION_WEB_PROXY_BASE": "/proxy/" + s.ID, "APP_SUBMIT_TIME_ENV": fmt.Sprint(time.Now().UnixMilli()),
+	}
+	if v, ok := s.Environment[amrm.EnvSchedulerAddress]; ok {
+		ct.env[amrm.EnvSchedulerAddress] = v
+	} else {
+		ct.env[amrm.EnvSchedulerAddress] = c.sched.Addr()
+	}
+	for k, v := range ct.env {
+		env = append(env, k+"="+v)
 	}
 	cmd.Env = env
 	// Published and started under the lock: the AM's first call must find

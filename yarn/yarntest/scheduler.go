@@ -58,6 +58,10 @@ type attemptSched struct {
 	// nmToken is the attempt's NM token for the node, issued with its first
 	// container; nil before.
 	nmToken *token.Token
+	// ready are containers allocated since the last call, with the NM
+	// tokens issued for them, for the next response.
+	ready       []*hadoopproto.ContainerProto
+	readyTokens []*hadoopproto.NMTokenProto
 	// completed are statuses not yet reported to the AM.
 	completed []*hadoopproto.ContainerStatusProto
 }
@@ -65,9 +69,16 @@ type attemptSched struct {
 // allocate is ApplicationMasterService.allocate: the responseId protocol,
 // releases, asks, allocation up to Options.MaxContainers live worker
 // containers per application, NM tokens and completed containers.
-// Allocation happens in the same call; only the ANY ("*") request of a
-// priority and capability gives containers: node and rack requests are
-// accepted and ignored, there being one node.
+//
+// Allocation is asynchronous, as on a real RM, where the scheduler assigns
+// containers on NodeManager heartbeats between the AM's calls: a call
+// returns the containers allocated since the previous one, and after
+// answering, the scheduler allocates for the outstanding asks, so a
+// container asked for in call N is delivered in call N+1. An ask replaces
+// the outstanding count of its key (§6.4.3), so an AM that re-sends an ask
+// before it has seen the containers for it gets surplus containers. Only
+// the ANY ("*") request of a priority and capability gives containers: node
+// and rack requests are accepted and ignored, there being one node.
 func (c *Cluster) allocate(_ context.Context, call ipctest.CallInfo, req *hadoopproto.AllocateRequestProto) (*hadoopproto.AllocateResponseProto, error) {
 	ct, err := c.byUser(call.User)
 	if err != nil {
@@ -118,22 +129,10 @@ func (c *Cluster) allocate(_ context.Context, call ipctest.CallInfo, req *hadoop
 		ResponseId:      proto.Int32((s.lastID + 1) & 0x7fffffff),
 		NumClusterNodes: proto.Int32(1),
 	}
+	resp.AllocatedContainers, resp.NmTokens, s.ready, s.readyTokens = s.ready, s.readyTokens, nil, nil
 	if !ct.finished && !ct.ended {
-		for _, k := range anyAsks(s.asks) {
-			for s.asks[k] > 0 && c.liveLocked(ct.app) < c.opts.MaxContainers {
-				resp.AllocatedContainers = append(resp.AllocatedContainers, c.newWorkerLocked(ct, k))
-				if s.asks[k]--; s.asks[k] == 0 {
-					delete(s.asks, k)
-				}
-				if s.nmToken == nil {
-					t, err := c.newNMTokenLocked(ct)
-					if err != nil {
-						return nil, err
-					}
-					s.nmToken = &t
-					resp.NmTokens = append(resp.NmTokens, &hadoopproto.NMTokenProto{NodeId: c.nodeID(), Token: t.Proto()})
-				}
-			}
+		if err := c.scheduleLocked(ct); err != nil {
+			return nil, err
 		}
 		free := int64(c.opts.MaxContainers - c.liveLocked(ct.app))
 		resp.Limit = &hadoopproto.ResourceProto{Memory: proto.Int64(free * minAllocationMB), VirtualCores: proto.Int32(int32(free))}
@@ -144,6 +143,30 @@ func (c *Cluster) allocate(_ context.Context, call ipctest.CallInfo, req *hadoop
 	resp.CompletedContainerStatuses, s.completed = s.completed, nil
 	s.last, s.lastID = resp, resp.GetResponseId()
 	return resp, nil
+}
+
+// scheduleLocked allocates containers for the attempt's outstanding ANY
+// asks, up to Options.MaxContainers live ones, for its next allocate call.
+// The NM token for the node goes with the first container on it.
+func (c *Cluster) scheduleLocked(ct *container) error {
+	s := &ct.sched
+	for _, k := range anyAsks(s.asks) {
+		for s.asks[k] > 0 && c.liveLocked(ct.app) < c.opts.MaxContainers {
+			s.ready = append(s.ready, c.newWorkerLocked(ct, k))
+			if s.asks[k]--; s.asks[k] == 0 {
+				delete(s.asks, k)
+			}
+			if s.nmToken == nil {
+				t, err := c.newNMTokenLocked(ct)
+				if err != nil {
+					return err
+				}
+				s.nmToken = &t
+				s.readyTokens = append(s.readyTokens, &hadoopproto.NMTokenProto{NodeId: c.nodeID(), Token: t.Proto()})
+			}
+		}
+	}
+	return nil
 }
 
 // normalizeAsk validates a ResourceRequest and normalizes its capability.

@@ -213,6 +213,26 @@ func (a *am) allocate(req amrm.AllocateRequest) *amrm.AllocateResult {
 	return res
 }
 
+// allocateN sends req, then heartbeats until n containers have arrived
+// (allocation is asynchronous: they come in a later call), and returns them
+// with the NM tokens and the last headroom. It fails the test if they do
+// not arrive within a few calls, or if more arrive.
+func (a *am) allocateN(req amrm.AllocateRequest, n int) *amrm.AllocateResult {
+	a.t.Helper()
+	out := &amrm.AllocateResult{}
+	for i := 0; i < 3 && (i == 0 || len(out.Allocated) < n); i++ {
+		res := a.allocate(req)
+		req = amrm.AllocateRequest{}
+		out.Allocated = append(out.Allocated, res.Allocated...)
+		out.NMTokens = append(out.NMTokens, res.NMTokens...)
+		out.Limit = res.Limit
+	}
+	if len(out.Allocated) != n {
+		a.t.Fatalf("allocated %d containers, want %d", len(out.Allocated), n)
+	}
+	return out
+}
+
 // waitCompleted heartbeats until allocate has reported the container
 // completed and returns its status.
 func (a *am) waitCompleted(id *hadoopproto.ContainerIdProto) *hadoopproto.ContainerStatusProto {
@@ -291,10 +311,7 @@ func TestWorkerContainers(t *testing.T) {
 	a := startAM(t, c, 1)
 	ctx := context.Background()
 
-	res := a.allocate(ask(2))
-	if len(res.Allocated) != 2 {
-		t.Fatalf("allocated %d containers, want 2", len(res.Allocated))
-	}
+	res := a.allocateN(ask(2), 2)
 	if len(res.NMTokens) != 1 || res.NMTokens[0].Node != fmt.Sprintf("127.0.0.1:%d", c.nmPort) || res.NMTokens[0].Token.Kind != token.KindNM {
 		t.Fatalf("NM tokens %v, want one for 127.0.0.1:%d", res.NMTokens, c.nmPort)
 	}
@@ -406,9 +423,9 @@ func TestWorkerContainers(t *testing.T) {
 	}
 
 	// A released container that was never started: -100.
-	res = a.allocate(ask(1))
-	if len(res.Allocated) != 1 || len(res.NMTokens) != 0 {
-		t.Fatalf("allocated %d containers with %d NM tokens, want 1 and none (already sent)", len(res.Allocated), len(res.NMTokens))
+	res = a.allocateN(ask(1), 1)
+	if len(res.NMTokens) != 0 {
+		t.Fatalf("%d NM tokens with the third container, want none (already sent)", len(res.NMTokens))
 	}
 	third := res.Allocated[0]
 	a.allocate(amrm.AllocateRequest{Release: []*hadoopproto.ContainerIdProto{third.GetId()}})
@@ -464,9 +481,9 @@ func TestContainerLimitAndOwnership(t *testing.T) {
 	c := newCluster(t, Options{MaxContainers: 2})
 	a, b := startAM(t, c, 1), startAM(t, c, 1)
 
-	res := a.allocate(ask(3))
-	if len(res.Allocated) != 2 || res.Limit.MemoryMB != 0 {
-		t.Fatalf("allocated %d containers (headroom %v), want 2 (none)", len(res.Allocated), res.Limit)
+	res := a.allocateN(ask(3), 2)
+	if res.Limit.MemoryMB != 0 {
+		t.Fatalf("headroom %v with the application's limit reached, want none", res.Limit)
 	}
 	if res := a.allocate(amrm.AllocateRequest{}); len(res.Allocated) != 0 {
 		t.Fatalf("allocated %d beyond the limit", len(res.Allocated))
@@ -481,10 +498,7 @@ func TestContainerLimitAndOwnership(t *testing.T) {
 		t.Fatalf("allocated %d after the ask was met", len(res.Allocated))
 	}
 
-	bres := b.allocate(ask(1))
-	if len(bres.Allocated) != 1 {
-		t.Fatalf("b: allocated %d, want 1", len(bres.Allocated))
-	}
+	bres := b.allocateN(ask(1), 1)
 	bnm := b.nm(bres.Allocated[0].GetNodeId())
 	failedWith(t, "starting another application's container", start(t, bnm, res.Allocated[0], sleepCmd()),
 		"NMToken for application attempt : "+b.launch.AttemptID+" was used for starting container with container token issued for application attempt : "+a.launch.AttemptID)
@@ -507,10 +521,7 @@ func TestContainerLimitAndOwnership(t *testing.T) {
 func TestAttemptEndKillsWorkers(t *testing.T) {
 	c := newCluster(t, Options{})
 	a := startAM(t, c, 2)
-	res := a.allocate(ask(2))
-	if len(res.Allocated) != 2 {
-		t.Fatalf("allocated %d, want 2", len(res.Allocated))
-	}
+	res := a.allocateN(ask(2), 2)
 	if sr := start(t, a.nm(res.Allocated[0].GetNodeId()), res.Allocated[0], sleepCmd()); len(sr.Succeeded) != 1 {
 		t.Fatalf("start failed: %v", sr.Failed)
 	}
@@ -532,9 +543,9 @@ func TestAttemptEndKillsWorkers(t *testing.T) {
 	}
 
 	a2 := attachAM(t, c, a.app, 2)
-	res = a2.allocate(ask(1))
-	if len(res.Allocated) != 1 || len(res.NMTokens) != 1 {
-		t.Fatalf("attempt 2: allocated %d with %d NM tokens, want 1 and 1", len(res.Allocated), len(res.NMTokens))
+	res = a2.allocateN(ask(1), 1)
+	if len(res.NMTokens) != 1 {
+		t.Fatalf("attempt 2: %d NM tokens, want 1", len(res.NMTokens))
 	}
 	appID, _ := rm.ParseApplicationID(a.app)
 	want := fmt.Sprintf("container_%d_%04d_02_000004", appID.ClusterTimestamp, appID.Seq)
@@ -586,5 +597,102 @@ func TestAMInContainer(t *testing.T) {
 			log, _ = os.ReadFile(filepath.Join(ls[0].Dir, "logs", "am.log"))
 		}
 		t.Fatalf("application %s: %q\nAM log:\n%s", s.state, s.diag, log)
+	}
+}
+
+// TestAllocationIsAsynchronous: as on a real RM, the containers for an ask
+// arrive in a later allocate call than the ask, and an ask replaces the
+// outstanding count (§6.4.3), so re-sending an ask before its containers
+// have arrived gets surplus containers; changing the count before the
+// scheduler acts does not.
+func TestAllocationIsAsynchronous(t *testing.T) {
+	c := newCluster(t, Options{})
+	a := startAM(t, c, 1)
+	if res := a.allocate(ask(2)); len(res.Allocated) != 0 {
+		t.Fatalf("the ask's own call allocated %d containers, want none (later)", len(res.Allocated))
+	}
+	if res := a.allocate(amrm.AllocateRequest{}); len(res.Allocated) != 2 {
+		t.Fatalf("the next call allocated %d, want 2", len(res.Allocated))
+	}
+	if res := a.allocate(amrm.AllocateRequest{}); len(res.Allocated) != 0 {
+		t.Fatalf("allocated %d more without an ask", len(res.Allocated))
+	}
+
+	// The same ask re-sent before its container arrived: the RM had already
+	// met it, so the re-sent count is a new request.
+	a.allocate(ask(1))
+	got := len(a.allocate(ask(1)).Allocated)
+	got += len(a.allocate(amrm.AllocateRequest{}).Allocated)
+	got += len(a.allocate(amrm.AllocateRequest{}).Allocated)
+	if got != 2 {
+		t.Fatalf("an ask for 1 sent twice gave %d containers, want 2 (one surplus)", got)
+	}
+
+	// Sending the decreased count once the containers are in (what the AM
+	// does) changes nothing.
+	a.allocate(ask(1))
+	got = len(a.allocate(amrm.AllocateRequest{}).Allocated)
+	got += len(a.allocate(ask(0)).Allocated)
+	got += len(a.allocate(amrm.AllocateRequest{}).Allocated)
+	if got != 1 {
+		t.Fatalf("an ask for 1, then 0 after the container came, gave %d containers, want 1", got)
+	}
+	if n := len(c.WorkerContainers(a.app)); n != 5 {
+		t.Errorf("%d containers allocated in all, want 5", n)
+	}
+}
+
+// TestRMRestart: LoseRegistrations acts as an RM restart with
+// work-preserving recovery (allocate and finish say
+// ApplicationMasterNotRegistered until the AM registers again; the
+// outstanding asks are gone; the containers live on), ForgetAttempt as one
+// without recovery (ApplicationAttemptNotFound; the NM still serves the
+// attempt's containers). Registering twice is an error, as on a real RM.
+func TestRMRestart(t *testing.T) {
+	c := newCluster(t, Options{})
+	a := startAM(t, c, 1)
+	ctx := context.Background()
+	var re *ipc.RemoteError
+	if _, err := a.client.Register(ctx, "127.0.0.1", -1, ""); !errors.As(err, &re) || re.Class != amrm.ClassInvalidAMRequest {
+		t.Fatalf("registering twice: %v, want %s", err, amrm.ClassInvalidAMRequest)
+	}
+	running := a.allocateN(ask(1), 1).Allocated[0]
+	nmc := a.nm(running.GetNodeId())
+	if sr := start(t, nmc, running, sleepCmd()); len(sr.Succeeded) != 1 {
+		t.Fatalf("start failed: %v", sr.Failed)
+	}
+	a.allocate(ask(3)) // allocated, not yet handed out at the restart: lost
+
+	c.LoseRegistrations()
+	if _, err := a.client.Allocate(ctx, amrm.AllocateRequest{}); !errors.Is(err, amrm.ErrResync) {
+		t.Fatalf("allocate after the restart: %v, want ErrResync", err)
+	}
+	if err := a.client.Finish(ctx, amrm.Succeeded, "", ""); !errors.Is(err, amrm.ErrResync) {
+		t.Fatalf("finish after the restart: %v, want ErrResync", err)
+	}
+	if _, err := a.client.Register(ctx, "127.0.0.1", 4000, "http://127.0.0.1:4000"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if res := a.allocate(amrm.AllocateRequest{}); len(res.Allocated) != 0 {
+			t.Fatalf("handed out %d containers the restart lost", len(res.Allocated))
+		}
+	}
+	regs := c.Registrations(a.app)
+	if len(regs) != 2 || regs[1].TrackingURL != "http://127.0.0.1:4000" || regs[1].RPCPort != 4000 || regs[1].AttemptID != a.launch.AttemptID {
+		t.Errorf("registrations %+v", regs)
+	}
+	if wc := c.WorkerContainers(a.app); len(wc) != 4 || wc[0].Completed {
+		t.Errorf("worker containers after the restart: %+v, want the running one alive", wc)
+	}
+
+	if err := c.ForgetAttempt(a.app); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.Allocate(ctx, amrm.AllocateRequest{}); !errors.Is(err, amrm.ErrShutdown) {
+		t.Fatalf("allocate of a forgotten attempt: %v, want ErrShutdown", err)
+	}
+	if stopped, failed, err := nmc.StopContainers(ctx, []*hadoopproto.ContainerIdProto{running.GetId()}); err != nil || len(stopped) != 1 || len(failed) != 0 {
+		t.Errorf("stopping a forgotten attempt's container: %v %v %v", stopped, failed, err)
 	}
 }
