@@ -153,6 +153,13 @@ func (w *workers) asks() []amrm.Ask {
 	return []amrm.Ask{{Priority: w.opts.Priority, Capability: w.opts.Resource, NumContainers: n}}
 }
 
+// waiting reports whether workers wait for containers.
+func (w *workers) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.wantedLocked() > 0
+}
+
 // sent records that the RM accepted asks (from asks).
 func (w *workers) sent(asks []amrm.Ask) {
 	if len(asks) == 0 {
