@@ -117,8 +117,12 @@ use --restore none to start over.`,
 }
 
 // workerFinishLimit is how long the AM of a bounded job that has read all
-// its input waits for the workers to read theirs.
-const workerFinishLimit = 30 * time.Minute
+// its input waits for the workers to read theirs; workerStopLimit how long
+// the AM of a stopped job waits for its workers' final checkpoints.
+const (
+	workerFinishLimit = 30 * time.Minute
+	workerStopLimit   = 2 * time.Minute
+)
 
 // runInYARN runs the job master as a YARN ApplicationMaster: it registers
 // with the scheduler once its REST endpoint serves (the tracking URL),
@@ -215,6 +219,13 @@ func runInYARN(parent context.Context, opts jobrunner.MasterOptions) error {
 		if layout.Bounded && res.State == jobrunner.StatusFinished {
 			if err := session.WaitWorkers(context.Background(), workerFinishLimit); err != nil {
 				r.State, r.Error = string(jobrunner.StatusFailed), err.Error()
+			}
+		} else if res.State == jobrunner.StatusFinished {
+			// An unbounded job stopped: each worker sees the FINISHED job
+			// master, takes a final checkpoint and exits, which can take
+			// longer than the NodeManager's grace after SIGTERM.
+			if !session.DrainWorkers(context.Background(), workerStopLimit) {
+				opts.Log.WithField("limit", workerStopLimit).Warn("workers did not end within the limit after the stop; stopping them")
 			}
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -31,10 +31,11 @@ func newWorkerCommand() *cobra.Command {
 		Long: `Run worker container K's keyed subtasks of the job: every container reads
 the whole input and keeps the records of its own subtasks' key groups, and
 checkpoints its share in a directory of its own under --checkpoint-dir.
-The AM stops the worker through its NodeManager (SIGTERM: the worker ends
-after a final checkpoint) when the job ends; the worker also stops by itself
-if the job master at --master reports the job CANCELED or FAILED, or cannot
-be reached for five minutes.`,
+The worker stops by itself, after a final checkpoint, when the job master at
+--master reports the job CANCELED or FAILED, or FINISHED for an unbounded job
+(a stop: the AM waits up to two minutes for the workers' final checkpoints),
+or cannot be reached for five minutes; the AM stops any worker still running
+then through its NodeManager (SIGTERM).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := f.logger(cmd.ErrOrStderr())
@@ -47,7 +48,7 @@ be reached for five minutes.`,
 			if master == "" {
 				return errors.New("--master: the job master's URL is required")
 			}
-			opts, _, err := jobrunner.InContainer(f.opts, container)
+			opts, layout, err := jobrunner.InContainer(f.opts, container)
 			if err != nil {
 				return err
 			}
@@ -58,7 +59,7 @@ be reached for five minutes.`,
 			cmd.SilenceUsage = true
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			go followMaster(ctx, cancel, master, opts.JobID, opts.Log)
+			go followMaster(ctx, cancel, master, opts.JobID, layout.Bounded, opts.Log)
 			opts.Started = func(info jobrunner.MasterInfo) {
 				go registerWithMaster(ctx, master, opts.JobID, container, info.URL, opts.Log)
 			}
@@ -82,9 +83,11 @@ const masterGone = 5 * time.Minute
 
 // followMaster polls the job master and cancels the worker's job (which
 // ends it after a final checkpoint) once the job there is CANCELED or
-// FAILED, or the master has been unreachable for masterGone. (A FINISHED
-// job master may be waiting for the workers of a bounded job.)
-func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID string, log *logrus.Entry) {
+// FAILED, or FINISHED for an unbounded job (stopped: the AM waits for its
+// workers' final checkpoints), or the master has been unreachable for
+// masterGone. (A FINISHED job master of a bounded job waits for its
+// workers to read all their input.)
+func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID string, bounded bool, log *logrus.Entry) {
 	jm := jobmaster.New(5 * time.Second)
 	lastSeen := time.Now()
 	t := time.NewTicker(time.Second)
@@ -103,7 +106,8 @@ func followMaster(ctx context.Context, cancel context.CancelFunc, master, jobID 
 			return
 		case err != nil:
 			continue
-		case ov.State == string(jobrunner.StatusCanceled) || ov.State == string(jobrunner.StatusFailed):
+		case ov.State == string(jobrunner.StatusCanceled) || ov.State == string(jobrunner.StatusFailed) ||
+			ov.State == string(jobrunner.StatusFinished) && !bounded:
 			log.WithField("masterState", ov.State).Info("the job master's job has ended: stopping after a final checkpoint")
 			cancel()
 			return

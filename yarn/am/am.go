@@ -420,6 +420,34 @@ func (s *Session) WaitWorkers(ctx context.Context, limit time.Duration) error {
 	}
 }
 
+// DrainWorkers asks for no more workers and waits, up to limit or until
+// ctx is done, for the running ones to end by themselves (a stopped
+// unbounded job's workers take a final checkpoint first, which can take
+// longer than the NodeManager's grace between SIGTERM and SIGKILL). It
+// reports whether they all ended; StopWorkers stops any left.
+func (s *Session) DrainWorkers(ctx context.Context, limit time.Duration) bool {
+	if s.workers == nil {
+		return true
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !s.workers.drain() {
+		if s.gone.Load() {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
 // StopWorkers asks for no more workers and stops the running ones through
 // their NodeManagers (which send SIGTERM: a worker then ends after a final
 // checkpoint if it has the time).

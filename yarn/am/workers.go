@@ -436,6 +436,20 @@ func (w *workers) running() map[string][]*hadoopproto.ContainerIdProto {
 	return out
 }
 
+// drain asks for no more workers and lets the running ones end by
+// themselves; it reports whether none runs any more.
+func (w *workers) drain() (drained bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopping = true
+	for _, s := range w.slots {
+		if s.container != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // stop asks for no more workers and stops the running ones.
 func (w *workers) stop(ctx context.Context, nmToken func(string) (token.Token, bool)) error {
 	w.mu.Lock()
