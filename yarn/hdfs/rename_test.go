@@ -247,12 +247,7 @@ func TestRenameNoReplaceConformance(t *testing.T) {
 // error, and stays as it is.
 func TestStageRefusesConflictingBinary(t *testing.T) {
 	u := localFS(t)
-	opts := hdfs.DefaultOptions()
-	opts.StagingDir = u.staging
-	st, err := hdfs.NewStager(u.fs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStager(t, u.fs, u.staging)
 	bin := writeTemp(t, "tidewatch", "binary v1")
 	staged, err := st.Stage(context.Background(), hdfs.Request{ApplicationID: appID, Binary: bin})
 	if err != nil {

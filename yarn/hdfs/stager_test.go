@@ -35,6 +35,18 @@ type fsUnderTest struct {
 	touch   func(t *testing.T, p string)
 }
 
+// newStager returns a stager with the default options staging to staging.
+func newStager(t *testing.T, fsys hdfs.FileSystem, staging string) *hdfs.Stager {
+	t.Helper()
+	opts := hdfs.DefaultOptions()
+	opts.StagingDir = staging
+	st, err := hdfs.NewStager(fsys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func localFS(t *testing.T) fsUnderTest {
 	root := t.TempDir()
 	l := &hdfs.LocalFS{Root: root}
@@ -131,12 +143,7 @@ func TestStagerConformance(t *testing.T) {
 
 func stagerSuite(t *testing.T, u fsUnderTest) {
 	ctx := context.Background()
-	opts := hdfs.DefaultOptions()
-	opts.StagingDir = u.staging
-	st, err := hdfs.NewStager(u.fs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStager(t, u.fs, u.staging)
 	bin := writeTemp(t, "tidewatch", "#!/bin/sh\necho runtime v1\n")
 	user := writeTemp(t, "lookup.csv", "a,1\nb,2\n")
 	req := hdfs.Request{
@@ -264,12 +271,7 @@ func stagerSuite(t *testing.T, u fsUnderTest) {
 
 func TestStageRejectsBadRequests(t *testing.T) {
 	u := localFS(t)
-	opts := hdfs.DefaultOptions()
-	opts.StagingDir = u.staging
-	st, err := hdfs.NewStager(u.fs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStager(t, u.fs, u.staging)
 	ctx := context.Background()
 	tests := []struct {
 		req   hdfs.Request
@@ -290,7 +292,7 @@ func TestStageRejectsBadRequests(t *testing.T) {
 		t.Errorf("cleanup of a bad id: %v", err)
 	}
 	// A missing local file fails the staging and leaves no directory.
-	_, err = st.Stage(ctx, hdfs.Request{ApplicationID: appID, Files: []hdfs.File{{Link: "a", LocalPath: "/nonexistent/file"}}})
+	_, err := st.Stage(ctx, hdfs.Request{ApplicationID: appID, Files: []hdfs.File{{Link: "a", LocalPath: "/nonexistent/file"}}})
 	if err == nil {
 		t.Fatal("missing local file staged")
 	}
@@ -347,12 +349,7 @@ func TestNewHDFSNeedsAddressesAndUser(t *testing.T) {
 // staged file changes.
 func TestStagedResourcesLocalizeThroughFakeRM(t *testing.T) {
 	u := localFS(t)
-	opts := hdfs.DefaultOptions()
-	opts.StagingDir = u.staging
-	st, err := hdfs.NewStager(u.fs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStager(t, u.fs, u.staging)
 	s := rmtest.New(rmtest.Options{CheckResource: func(link string, lr rmtest.LocalResource) error {
 		r := rm.LocalResource{URL: lr.URL, Type: rm.LocalResourceType(lr.Type), Visibility: rm.Visibility(lr.Visibility), Size: lr.Size, Timestamp: lr.Timestamp}
 		return hdfs.VerifyLocalResource(u.fs, pathOf(t, u, r), r)
@@ -482,13 +479,7 @@ func TestConcurrentStagingKeepsTheFirstBinary(t *testing.T) {
 		// B renames only after A's staging has finished.
 		beforeRename: func() { wait(aDone, "A's staging") }}
 	stager := func(fsys hdfs.FileSystem) *hdfs.Stager {
-		opts := hdfs.DefaultOptions()
-		opts.StagingDir = u.staging
-		st, err := hdfs.NewStager(fsys, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
+		return newStager(t, fsys, u.staging)
 	}
 	stA, stB := stager(fsA), stager(fsB)
 	bin := writeTemp(t, "tidewatch", "#!/bin/sh\necho runtime\n")
