@@ -396,28 +396,13 @@ func (s *Session) WaitWorkers(ctx context.Context, limit time.Duration) error {
 	if s.workers == nil {
 		return nil
 	}
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return s.pollWorkers(ctx, limit, "finish", func() (bool, error) {
 		done, gaveUp := s.workers.finished()
-		switch {
-		case done:
-			return nil
-		case gaveUp:
-			return errors.New("am: gave up on worker containers before they finished")
-		case s.gone.Load():
-			return fmt.Errorf("am: waiting for the workers: %w: the attempt is gone", amrm.ErrShutdown)
+		if !done && gaveUp {
+			return false, errors.New("am: gave up on worker containers before they finished")
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("am: workers did not finish within %s: %v", limit, s.workers.status())
-		case <-tick.C:
-		}
-	}
+		return done, nil
+	})
 }
 
 // DrainWorkers asks for no more workers and waits, up to limit or until
@@ -429,23 +414,34 @@ func (s *Session) DrainWorkers(ctx context.Context, limit time.Duration) bool {
 	if s.workers == nil {
 		return true
 	}
+	return s.pollWorkers(ctx, limit, "end", func() (bool, error) { return s.workers.drain(), nil }) == nil
+}
+
+// pollWorkers checks cond every 50ms until it holds or fails, ctx is done,
+// limit has passed or the attempt is gone.
+func (s *Session) pollWorkers(ctx context.Context, limit time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for !s.workers.drain() {
-		if s.gone.Load() {
-			return false
+	for {
+		done, err := cond()
+		switch {
+		case err != nil:
+			return err
+		case done:
+			return nil
+		case s.gone.Load():
+			return fmt.Errorf("am: waiting for the workers: %w: the attempt is gone", amrm.ErrShutdown)
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		case <-deadline.C:
-			return false
+			return fmt.Errorf("am: workers did not %s within %s: %v", what, limit, s.workers.status())
 		case <-tick.C:
 		}
 	}
-	return true
 }
 
 // StopWorkers asks for no more workers and stops the running ones through

@@ -470,7 +470,7 @@ func (c *serverConn) saslServer() error {
 		return sasl("DIGEST-MD5: digest response format violation. Nonexistent realm: " + r.Realm)
 	case !strings.EqualFold(r.DigestURI, "/default"):
 		return sasl("DIGEST-MD5: digest response format violation. Mismatched URI: " + r.DigestURI + "; expecting: /default")
-	case !containsQOP(c.s.opts.QOP, r.QOP):
+	case !inList(c.s.opts.QOP, r.QOP):
 		return sasl("DIGEST-MD5: digest response format violation. Invalid QOP: " + r.QOP)
 	case r.Authzid != "" && r.Authzid != r.Username:
 		return sasl("DIGEST-MD5: authzid does not match the user name")
@@ -499,7 +499,7 @@ func (c *serverConn) saslServer() error {
 	}
 	var layer *digestmd5.Layer
 	if r.QOP != digestmd5.QOPAuth {
-		if r.QOP == digestmd5.QOPAuthConf && !containsQOP(c.s.opts.Ciphers, r.Cipher) {
+		if r.QOP == digestmd5.QOPAuthConf && !inList(c.s.opts.Ciphers, r.Cipher) {
 			return sasl("DIGEST-MD5: digest response format violation. Invalid cipher: " + r.Cipher)
 		}
 		if layer, err = digestmd5.NewLayer(digestmd5.SessionKey(pw, r), r.QOP, r.Cipher, false); err != nil {
@@ -525,7 +525,8 @@ func (c *serverConn) saslServer() error {
 	return nil
 }
 
-func containsQOP(list, q string) bool {
+// inList reports whether the comma-separated list holds q.
+func inList(list, q string) bool {
 	for _, v := range strings.Split(list, ",") {
 		if strings.TrimSpace(v) == q {
 			return true

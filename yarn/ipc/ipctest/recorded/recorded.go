@@ -98,24 +98,18 @@ func Load(name string) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{Name: name}
+	plain := name
 	if s.WireC2S, err = File(name + ".wire.c2s.bin"); err == nil {
-		s.Wrapped = true
+		s.Wrapped, plain = true, name+".plain"
 		if s.WireS2C, err = File(name + ".wire.s2c.bin"); err != nil {
 			return nil, err
 		}
-		if s.C2S, err = File(name + ".plain.c2s.bin"); err != nil {
-			return nil, err
-		}
-		if s.S2C, err = File(name + ".plain.s2c.bin"); err != nil {
-			return nil, err
-		}
-	} else {
-		if s.C2S, err = File(name + ".c2s.bin"); err != nil {
-			return nil, err
-		}
-		if s.S2C, err = File(name + ".s2c.bin"); err != nil {
-			return nil, err
-		}
+	}
+	if s.C2S, err = File(plain + ".c2s.bin"); err != nil {
+		return nil, err
+	}
+	if s.S2C, err = File(plain + ".s2c.bin"); err != nil {
+		return nil, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(txt))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
